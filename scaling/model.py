@@ -1,0 +1,184 @@
+"""GPT decoder in Flax NNX: token (+ position) embedding, L pre-LayerNorm blocks, final LayerNorm,
+logits through the (tied) token embedding. Shapes ride in names: B batch, T time, D width, H heads,
+K head width, F MLP width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scaling.model_config import ModelConfig
+from scaling.sharding import constrain
+
+
+def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> jax.Array:
+    return std * jax.random.normal(rngs.params(), shape, jnp.float32)
+
+
+class LayerNorm(nnx.Module):
+    def __init__(self, D: int):
+        self.scale_D = nnx.Param(jnp.ones((D,), jnp.float32))
+        self.bias_D = nnx.Param(jnp.zeros((D,), jnp.float32))
+
+    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+        x32 = x_BxTxD.astype(jnp.float32)
+        mean = x32.mean(-1, keepdims=True)
+        var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + 1e-5) * self.scale_D[...] + self.bias_D[...]
+        return y.astype(x_BxTxD.dtype)
+
+
+def sinusoidal_table(T: int, D: int) -> jax.Array:
+    """Fixed sin/cos position table of Vaswani et al., [T, D]."""
+    pos_T1 = jnp.arange(T, dtype=jnp.float32)[:, None]
+    freq = jnp.exp(-math.log(10000.0) * jnp.arange(0, D, 2, dtype=jnp.float32) / D)
+    table = jnp.zeros((T, D), jnp.float32)
+    table = table.at[:, 0::2].set(jnp.sin(pos_T1 * freq))
+    return table.at[:, 1::2].set(jnp.cos(pos_T1 * freq[: D // 2]))
+
+
+def apply_rope(x_BxTxHxK: jax.Array, positions_T: jax.Array, base: float) -> jax.Array:
+    """Rotate channel pairs (i, i + K/2) by position-dependent angles (Su et al. 2021)."""
+    K = x_BxTxHxK.shape[-1]
+    inv_freq = base ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
+    angle_TxK2 = positions_T.astype(jnp.float32)[:, None] * inv_freq[None, :]
+    cos = jnp.cos(angle_TxK2)[None, :, None, :]
+    sin = jnp.sin(angle_TxK2)[None, :, None, :]
+    x32 = x_BxTxHxK.astype(jnp.float32)
+    x1, x2 = x32[..., : K // 2], x32[..., K // 2 :]
+    rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return rotated.astype(x_BxTxHxK.dtype)
+
+
+def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    if rate == 0.0 or key is None:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        D, H, K = cfg.D, cfg.H, cfg.head_dim
+        out_std = cfg.init_std / math.sqrt(2 * cfg.L)
+        self.qkv_kernel_Dx3xHxK = nnx.Param(_normal(rngs, (D, 3, H, K), cfg.init_std))
+        self.qkv_bias_3xHxK = nnx.Param(jnp.zeros((3, H, K), jnp.float32))
+        self.out_kernel_HxKxD = nnx.Param(_normal(rngs, (H, K, D), out_std))
+        self.out_bias_D = nnx.Param(jnp.zeros((D,), jnp.float32))
+        self.cfg = cfg
+
+    def __call__(self, x_BxTxD: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array:
+        cfg = self.cfg
+        dtype = x_BxTxD.dtype
+        qkv = jnp.einsum("btd,dshk->sbthk", x_BxTxD, self.qkv_kernel_Dx3xHxK[...].astype(dtype))
+        qkv = qkv + self.qkv_bias_3xHxK[...].astype(dtype)[:, None, None]
+        q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = (constrain(t, "heads_BxTxHxK") for t in qkv)
+        if cfg.pos_encoding == "rope":
+            q_BxTxHxK = apply_rope(q_BxTxHxK, positions_T, cfg.rope_base)
+            k_BxTxHxK = apply_rope(k_BxTxHxK, positions_T, cfg.rope_base)
+        q_BxTxHxK = q_BxTxHxK * jnp.asarray(1.0 / math.sqrt(cfg.head_dim), dtype)
+        scores_BxHxTxS = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxTxHxK).astype(jnp.float32)
+        T = x_BxTxD.shape[1]
+        causal_TxS = jnp.tril(jnp.ones((T, T), jnp.bool_))
+        scores_BxHxTxS = jnp.where(causal_TxS, scores_BxHxTxS, jnp.finfo(jnp.float32).min)
+        probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(dtype)
+        probs_BxHxTxS = dropout(probs_BxHxTxS, cfg.dropout, key)
+        out_BxTxHxK = jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxTxHxK)
+        y_BxTxD = jnp.einsum("bthk,hkd->btd", out_BxTxHxK, self.out_kernel_HxKxD[...].astype(dtype))
+        return y_BxTxD + self.out_bias_D[...].astype(dtype)
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        D, F = cfg.D, cfg.F
+        self.fc_kernel_DxF = nnx.Param(_normal(rngs, (D, F), cfg.init_std))
+        self.fc_bias_F = nnx.Param(jnp.zeros((F,), jnp.float32))
+        self.proj_kernel_FxD = nnx.Param(_normal(rngs, (F, D), cfg.init_std / math.sqrt(2 * cfg.L)))
+        self.proj_bias_D = nnx.Param(jnp.zeros((D,), jnp.float32))
+
+    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+        dtype = x_BxTxD.dtype
+        h_BxTxF = x_BxTxD @ self.fc_kernel_DxF[...].astype(dtype) + self.fc_bias_F[...].astype(dtype)
+        h_BxTxF = constrain(jax.nn.gelu(h_BxTxF, approximate=True), "hidden_BxTxF")
+        return h_BxTxF @ self.proj_kernel_FxD[...].astype(dtype) + self.proj_bias_D[...].astype(dtype)
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.ln1 = LayerNorm(cfg.D)
+        self.attn = Attention(cfg, rngs)
+        self.ln2 = LayerNorm(cfg.D)
+        self.mlp = MLP(cfg, rngs)
+        self.rate = cfg.dropout
+
+    def __call__(self, x_BxTxD: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array:
+        keys = jax.random.split(key, 3) if key is not None else (None, None, None)
+        x_BxTxD = x_BxTxD + dropout(self.attn(self.ln1(x_BxTxD), positions_T, keys[0]), self.rate, keys[1])
+        x_BxTxD = x_BxTxD + dropout(self.mlp(self.ln2(x_BxTxD)), self.rate, keys[2])
+        return constrain(x_BxTxD, "act_BxTxD")
+
+
+class Embedding(nnx.Module):
+    def __init__(self, rows: int, D: int, std: float, rngs: nnx.Rngs, name: str):
+        setattr(self, name, nnx.Param(_normal(rngs, (rows, D), std)))
+        self.name = name
+
+    @property
+    def table(self) -> jax.Array:
+        return getattr(self, self.name)[...]
+
+
+class Unembedding(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.kernel_DxV = nnx.Param(_normal(rngs, (cfg.D, cfg.V), cfg.init_std))
+
+
+class GPT(nnx.Module):
+    """Decoder-only transformer as in GPT-1/GPT-2 (pre-LayerNorm, GPT-2 initialisation)."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.wte = Embedding(cfg.V, cfg.D, cfg.init_std, rngs, "embedding_VxD")
+        if cfg.pos_encoding == "learned":
+            self.wpe = Embedding(cfg.T, cfg.D, cfg.init_std, rngs, "embedding_TxD")
+        self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.L)])
+        self.ln_f = LayerNorm(cfg.D)
+        if not cfg.tie_embeddings:
+            self.unembed = Unembedding(cfg, rngs)
+
+    def hidden(self, tokens_BxT: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        """Final-LayerNorm hidden states [B, T, D] in the compute dtype."""
+        cfg = self.cfg
+        dtype = jnp.dtype(cfg.compute_dtype)
+        T = tokens_BxT.shape[1]
+        if T > cfg.T:
+            raise ValueError(f"sequence length {T} exceeds the model context T={cfg.T}")
+        positions_T = jnp.arange(T)
+        tokens_BxT = constrain(tokens_BxT, "tokens_BxT")
+        x_BxTxD = jnp.take(self.wte.table, tokens_BxT, axis=0)
+        if cfg.pos_encoding == "learned":
+            x_BxTxD = x_BxTxD + self.wpe.table[:T][None]
+        elif cfg.pos_encoding == "sinusoidal":
+            x_BxTxD = x_BxTxD + sinusoidal_table(T, cfg.D)[None]
+        keys = jax.random.split(dropout_key, cfg.L + 1) if dropout_key is not None else [None] * (cfg.L + 1)
+        x_BxTxD = constrain(dropout(x_BxTxD, cfg.dropout, keys[0]).astype(dtype), "act_BxTxD")
+        for block, key in zip(self.blocks, keys[1:], strict=True):
+            x_BxTxD = block(x_BxTxD, positions_T, key)
+        return self.ln_f(x_BxTxD)
+
+    def logits(self, h_BxTxD: jax.Array) -> jax.Array:
+        """Float32 logits: the unembedding accumulates in float32 whatever the compute dtype."""
+        if self.cfg.tie_embeddings:
+            w_VxD = self.wte.table.astype(h_BxTxD.dtype)
+            out = jnp.einsum("btd,vd->btv", h_BxTxD, w_VxD, preferred_element_type=jnp.float32)
+        else:
+            w_DxV = self.unembed.kernel_DxV[...].astype(h_BxTxD.dtype)
+            out = jnp.einsum("btd,dv->btv", h_BxTxD, w_DxV, preferred_element_type=jnp.float32)
+        return constrain(out, "logits_BxTxV")
+
+    def __call__(self, tokens_BxT: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        return self.logits(self.hidden(tokens_BxT, dropout_key))

@@ -1,0 +1,85 @@
+"""AdamW with decoupled weight decay on matrices only, and the learning-rate schedules sweeps choose from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Schedule = Literal["cosine", "wsd", "constant"]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """`lr` is the peak rate; `min_lr_ratio` the floor as a fraction of it.
+
+    cosine: linear warmup, then cosine decay to the floor at the last step.
+    wsd: warmup, stable at the peak, then linear decay to the floor over the last `decay_fraction` of steps.
+    """
+
+    lr: float = 3e-3
+    schedule: Schedule = "cosine"
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+    decay_fraction: float = 0.2
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # global-norm clip; 0 disables
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"optim.decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("optim.weight_decay and optim.grad_clip must be >= 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError("optim.beta1 and optim.beta2 must be in [0, 1)")
+
+
+def make_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
+    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "constant":
+        rest = optax.constant_schedule(cfg.lr)
+    elif cfg.schedule == "cosine":
+        rest = optax.cosine_decay_schedule(cfg.lr, max(total_steps - warmup, 1), alpha=cfg.min_lr_ratio)
+    else:
+        decay_steps = max(round(cfg.decay_fraction * total_steps), 1)
+        stable_steps = max(total_steps - warmup - decay_steps, 0)
+        rest = optax.join_schedules(
+            [optax.constant_schedule(cfg.lr), optax.linear_schedule(cfg.lr, floor, decay_steps)],
+            [stable_steps],
+        )
+    if warmup == 0:
+        return rest
+    return optax.join_schedules([optax.linear_schedule(cfg.lr / warmup, cfg.lr, warmup - 1), rest], [warmup])
+
+
+def decay_mask(params) -> object:
+    """Weight decay on matrices and embeddings only: not on LayerNorm scales or biases (1-D leaves)."""
+    return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
+
+
+def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    parts = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
+    parts.append(
+        optax.adamw(
+            make_schedule(cfg, total_steps),
+            b1=cfg.beta1,
+            b2=cfg.beta2,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            mask=decay_mask,
+        )
+    )
+    return optax.chain(*parts)
