@@ -1,0 +1,122 @@
+"""The files a run leaves behind, written so that a kill at any moment loses nothing already recorded:
+`config.yaml` (the resolved config), `metrics.jsonl` (one row per logged step), `summary.json` and
+`checkpoints/`. Whole-file writes go through a temporary file and a rename."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaling.errors import UserError
+
+SUMMARY_KEYS = (
+    "status",
+    "params",
+    "params_nonembedding",
+    "params_embedding",
+    "tokens",
+    "flops",
+    "final_train_loss",
+    "final_val_loss",
+    "wall_seconds",
+    "tokens_per_second",
+    "mfu",
+)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        return {prefix: mapping}
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config_path = self.path / "config.yaml"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.summary_path = self.path / "summary.json"
+        self.checkpoint_dir = self.path / "checkpoints"
+
+    def claim(self, config: dict) -> None:
+        """Create the directory for `config`, or check that an existing one was made for the same config."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"run directory {self.path} exists and is not a directory")
+        if self.config_path.exists():
+            try:
+                existing = yaml.safe_load(self.config_path.read_text())
+            except yaml.YAMLError as err:
+                raise UserError(f"{self.config_path} is not valid YAML ({err}); fix or remove it") from None
+            differing = sorted(
+                key
+                for key in set(_flatten(existing)) | set(_flatten(config))
+                if _flatten(existing).get(key) != _flatten(config).get(key)
+            )
+            if differing:
+                raise UserError(
+                    f"run directory {self.path} belongs to a different config (differs in: "
+                    f"{', '.join(differing[:8])}{'...' if len(differing) > 8 else ''}); "
+                    f"choose another --out directory"
+                )
+            return
+        if self.path.is_dir() and any(p.name != ".lock" for p in self.path.iterdir()):
+            raise UserError(f"{self.path} is not empty and holds no config.yaml: not a run directory of ours")
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def read_config(self) -> dict:
+        if not self.config_path.is_file():
+            raise UserError(f"{self.path} is not a run directory: it has no config.yaml")
+        return yaml.safe_load(self.config_path.read_text())
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a kill: everything after it is unrecorded
+        return rows
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Drop rows logged after `last_step` (work done after the checkpoint that a resume starts from)."""
+        kept = [row for row in self.metrics() if row["step"] <= last_step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
+
+    def append_metrics(self, row: dict) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps({k: _json_safe(v) for k, v in row.items()}) + "\n")
+
+    def write_summary(self, summary: dict) -> None:
+        missing = [k for k in SUMMARY_KEYS if k not in summary]
+        if missing:
+            raise ValueError(f"summary lacks keys {missing}")
+        text = json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2)
+        atomic_write_text(self.summary_path, text + "\n")
+
+    def summary(self) -> dict | None:
+        if not self.summary_path.exists():
+            return None
+        return json.loads(self.summary_path.read_text())

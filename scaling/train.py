@@ -1,0 +1,366 @@
+"""The training loop: resume from the run directory, step, evaluate, checkpoint, log, summarise.
+
+Batches are a pure function of (seed, step), so resuming from a checkpoint at step k replays exactly the
+steps an uninterrupted run would have taken. Metrics are pulled to the host one step late, so dispatch of
+the next step never waits on the previous one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from scaling.checkpoint import CheckpointStore
+from scaling.config_io import to_dict
+from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset, train_batch
+from scaling.errors import UserError
+from scaling.loss import cross_entropy_sum
+from scaling.mfu import mfu, peak_flops_per_device
+from scaling.optimizer import make_optimizer, make_schedule
+from scaling.run_config import RunConfig
+from scaling.run_dir import RunDir
+from scaling.sharding import batch_sharding, check_batch_divisible, log_shardings, make_mesh, replicated
+from scaling.train_state import StateLayout, init_state, make_layout
+from scaling.train_step import make_train_step, microbatch_sharding
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Progress:
+    """Host-side running record of the run, carried across resumes through the checkpoint metadata."""
+
+    wall_seconds: float = 0.0
+    step_seconds: float = 0.0
+    steps_timed: int = 0
+    recent_losses: list[float] = field(default_factory=list)
+    last_val_loss: float | None = None
+
+
+@contextmanager
+def _exclusive(run: RunDir, enabled: bool):
+    """Hold an advisory lock on the run directory so two launchers never train the same run."""
+    if not enabled:
+        yield
+        return
+    run.path.mkdir(parents=True, exist_ok=True)
+    with (run.path / ".lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run directory {run.path} is in use by another training process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _stop_on_sigterm():
+    """Turn SIGTERM (preemption) into a flag the loop checks, so it checkpoints before leaving."""
+    flag = {"stop": False}
+    if jax.process_count() > 1 or not _is_main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: flag.update(stop=True))
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _global_array(local: np.ndarray, sharding, global_shape: tuple[int, ...]) -> jax.Array:
+    return jax.make_array_from_process_local_data(sharding, local, global_shape)
+
+
+def _make_eval_step(layout: StateLayout, mesh):
+    def eval_fn(params, tokens_BxT1):
+        model = nnx.merge(layout.graphdef, params)
+        return cross_entropy_sum(model(tokens_BxT1[:, :-1]), tokens_BxT1[:, 1:])
+
+    rep = replicated(mesh)
+    return jax.jit(
+        eval_fn, in_shardings=(layout.param_shardings, batch_sharding(mesh)), out_shardings=(rep, rep)
+    )
+
+
+def evaluate(cfg: RunConfig, dataset: TokenDataset, eval_step, params, mesh) -> float:
+    """Token-mean validation loss over the first `eval_batches` windows of the validation split."""
+    B, T = cfg.train.batch_size, cfg.model.T
+    total, count = 0.0, 0.0
+    batches = eval_batches(
+        dataset.val,
+        batch=B,
+        seq_len=T,
+        max_batches=cfg.train.eval_batches,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    for local in batches:
+        loss_sum, n = eval_step(params, _global_array(local, batch_sharding(mesh), (B, T + 1)))
+        total += float(loss_sum)
+        count += float(n)
+    return total / count
+
+
+def _check_resume_matches(meta: dict, dataset: TokenDataset, cfg: RunConfig, directory: Path) -> None:
+    if meta.get("encoding") != cfg.data.encoding or meta.get("vocab_size") != dataset.vocab_size:
+        raise UserError(
+            f"the checkpoint in {directory} was trained with encoding {meta.get('encoding')!r} "
+            f"(vocabulary {meta.get('vocab_size')}), but the config asks for {cfg.data.encoding!r} "
+            f"(vocabulary {dataset.vocab_size}); use the checkpoint's encoding or a new run directory"
+        )
+    if meta.get("data_fingerprint") != dataset.fingerprint:
+        raise UserError(
+            f"the checkpoint in {directory} was trained on different data (fingerprint "
+            f"{meta.get('data_fingerprint')} != {dataset.fingerprint}); use a new run directory"
+        )
+
+
+def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
+    if cfg.model.V < dataset.vocab_size:
+        raise UserError(
+            f"model.V={cfg.model.V} is smaller than the vocabulary of encoding {cfg.data.encoding!r} "
+            f"({dataset.vocab_size}); set model.V >= {dataset.vocab_size}"
+        )
+    check_context_fits(dataset.train, cfg.model.T, "train")
+    check_context_fits(dataset.val, cfg.model.T, "validation")
+    rows_per_micro = cfg.train.batch_size // cfg.train.micro_batches
+    check_batch_divisible(rows_per_micro, mesh)
+    if rows_per_micro % jax.process_count():
+        raise UserError(
+            f"{rows_per_micro} rows per micro-batch cannot be split over {jax.process_count()} processes"
+        )
+
+
+def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose: bool = False) -> dict:
+    """Train (or resume) the run in `out_dir` to `cfg.train.steps`; returns the summary it wrote."""
+    run = RunDir(out_dir)
+    is_main = jax.process_index() == 0
+    with _exclusive(run, is_main), _stop_on_sigterm() as stop:
+        return _train(cfg, run, is_main, progress, verbose, stop)
+
+
+def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict) -> dict:
+    started = time.perf_counter()
+    dataset = load_dataset(cfg.data, progress=progress and is_main)
+    mesh = make_mesh(cfg.mesh)
+    _validate(cfg, dataset, mesh)
+    if is_main:
+        run.claim(to_dict(cfg))
+        _setup_logging(run, verbose)
+    multihost_utils.sync_global_devices("run directory claimed")
+
+    S, B, M, T = cfg.train.steps, cfg.train.batch_size, cfg.train.micro_batches, cfg.model.T
+    tx = make_optimizer(cfg.optim, S)
+    schedule = make_schedule(cfg.optim, S)
+    layout = make_layout(cfg.model, tx, mesh)
+    store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
+    record = _Progress()
+    latest = store.latest_step()
+    if latest is not None:
+        _check_resume_matches(store.read_meta(latest), dataset, cfg, run.path)
+        params, opt_state, meta = store.restore(latest, layout)
+        record = _Progress(**meta["progress"])
+        start = latest
+    else:
+        params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
+        start = 0
+    if is_main:
+        run.truncate_metrics(start)
+        log_shardings(params)
+    summary = run.summary()
+    if start >= S and summary is not None and summary.get("status") == "completed":
+        store.close()
+        return summary
+
+    step_fn = make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
+    eval_step = _make_eval_step(layout, mesh)
+    micro_sh = microbatch_sharding(mesh)
+    pid, pcount = jax.process_index(), jax.process_count()
+
+    def batch_at(step: int) -> jax.Array:
+        local = train_batch(
+            dataset.train,
+            seed=cfg.train.seed,
+            step=step,
+            global_batch=B,
+            seq_len=T,
+            process_index=pid,
+            process_count=pcount,
+        )
+        return _global_array(local.reshape(M, -1, T + 1), micro_sh, (M, B // M, T + 1))
+
+    with jax.set_mesh(mesh):
+        compile_start = time.perf_counter()
+        compiled = step_fn.lower(params, opt_state, batch_at(start), jnp.int32(start)).compile()
+        compile_seconds = time.perf_counter() - compile_start
+        log.info("train step compiled in %.1f s; memory: %s", compile_seconds, compiled.memory_analysis())
+
+        peak = peak_flops_per_device()
+        flops_per_step = cfg.model.flops_per_token * B * T
+        status = "running"
+        bar = tqdm(
+            total=S,
+            initial=start,
+            disable=not (progress and is_main),
+            file=sys.stderr,
+            dynamic_ncols=True,
+            unit="step",
+            desc=cfg.name,
+        )
+
+        window: list[float] = []
+
+        def handle(step: int, metrics: dict[str, jax.Array], seconds: float) -> bool:
+            """Record finished step `step`; returns False when it diverged."""
+            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
+                log.error("step %d: loss %s, grad norm %s: diverged", step, host["loss"], host["grad_norm"])
+                return False
+            record.recent_losses = ([*record.recent_losses, host["loss"]])[-10:]
+            record.step_seconds += seconds
+            record.steps_timed += 1
+            window.append(seconds)
+            del window[:-20]
+            tps = B * T * len(window) / sum(window) if sum(window) > 0 else float("nan")
+            bar.update(1)
+            bar.set_postfix(loss=f"{host['loss']:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
+            if is_main and (step % cfg.train.log_every == 0 or step == S or step % cfg.train.eval_every == 0):
+                row = {
+                    "step": step,
+                    "tokens": step * B * T,
+                    "flops": step * flops_per_step,
+                    "train_loss": host["loss"],
+                    "lr": float(schedule(step - 1)),
+                    "grad_norm": host["grad_norm"],
+                    "update_norm": host["update_norm"],
+                    "tokens_per_second": tps,
+                    "mfu": mfu(tps * cfg.model.flops_per_token, jax.device_count(), peak),
+                }
+                if step % cfg.train.eval_every == 0 or step == S:
+                    record.last_val_loss = evaluate(cfg, dataset, eval_step, params, mesh)
+                    row["val_loss"] = record.last_val_loss
+                run.append_metrics(row)
+            return True
+
+        session_start = time.perf_counter()
+        pending: tuple[int, dict, float] | None = None
+        tick = time.perf_counter()
+        step = start
+        for i in range(start, S):
+            params, opt_state, metrics = compiled(params, opt_state, batch_at(i), jnp.int32(i))
+            if pending is not None and not handle(*pending):
+                status = "diverged"
+                break
+            step = i + 1
+            must_sync = (
+                step == S or step % cfg.train.checkpoint_every == 0 or step % cfg.train.eval_every == 0
+            )
+            if must_sync or stop["stop"]:
+                jax.block_until_ready(metrics)
+            now = time.perf_counter()
+            pending, tick = (step, metrics, now - tick), now
+            if must_sync or stop["stop"]:
+                ok = handle(*pending)
+                pending = None
+                if not ok:
+                    status = "diverged"
+                    break
+                tick = time.perf_counter()
+                if step % cfg.train.checkpoint_every == 0 or step == S or stop["stop"]:
+                    _save(store, step, params, opt_state, record, dataset, cfg, session_start)
+                    tick = time.perf_counter()
+                if stop["stop"]:
+                    status = "interrupted"
+                    break
+        if pending is not None and not handle(*pending):
+            status = "diverged"
+        bar.close()
+        if status == "running":
+            status = "completed"
+    store.close()
+    record.wall_seconds += time.perf_counter() - session_start + (session_start - started)
+    summary = _summary(cfg, dataset, record, status, step, peak, compile_seconds)
+    if is_main:
+        run.write_summary(summary)
+    return summary
+
+
+def _save(store, step, params, opt_state, record, dataset, cfg, session_start) -> None:
+    meta = {
+        "step": step,
+        "encoding": cfg.data.encoding,
+        "vocab_size": dataset.vocab_size,
+        "data_fingerprint": dataset.fingerprint,
+        "progress": {
+            **record.__dict__,
+            "wall_seconds": record.wall_seconds + time.perf_counter() - session_start,
+        },
+    }
+    store.save(step, params, opt_state, meta)
+
+
+def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, compile_seconds: float) -> dict:
+    m = cfg.model
+    tokens = step * cfg.tokens_per_step
+    tps = record.steps_timed * cfg.tokens_per_step / record.step_seconds if record.step_seconds else None
+    return {
+        "name": cfg.name,
+        "status": status,
+        "steps": step,
+        "params": m.params,
+        "params_nonembedding": m.params_nonembedding,
+        "params_embedding": m.params_embedding,
+        "tokens": tokens,
+        "flops": tokens * m.flops_per_token,
+        "flops_6nd": tokens * m.flops_per_token_6n,
+        "flops_per_token": m.flops_per_token,
+        "final_train_loss": float(np.mean(record.recent_losses)) if record.recent_losses else None,
+        "final_val_loss": record.last_val_loss,
+        "wall_seconds": record.wall_seconds,
+        "compile_seconds": compile_seconds,
+        "tokens_per_second": tps,
+        "mfu": mfu(tps * m.flops_per_token, jax.device_count(), peak) if tps else None,
+        "peak_flops_source": peak.source,
+        "encoding": cfg.data.encoding,
+        "vocab_size": dataset.vocab_size,
+        "data_fingerprint": dataset.fingerprint,
+        "devices": jax.device_count(),
+        "processes": jax.process_count(),
+    }
+
+
+def _setup_logging(run: RunDir, verbose: bool) -> None:
+    """Everything at INFO into the run's train.log; the console gets warnings, or INFO when verbose."""
+    logger = logging.getLogger("scaling")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    file_handler = logging.FileHandler(run.path / "train.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.addHandler(file_handler)
+    logger.addHandler(console)

@@ -1,0 +1,43 @@
+"""`scaling train CONFIG.yaml [--out RUN_DIR] [dotted.key=value ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from scaling.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train (or resume) one run",
+        description="Train one model from a YAML run config; rerunning the same command resumes it.",
+    )
+    parser.add_argument("config", help="YAML run config (see experiments/tiny.yaml)")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.steps=50")
+    parser.add_argument("--out", help="run directory (default: runs/<name>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log sharding and compile details")
+    parser.add_argument("--coordinator", help="host:port of process 0, for a multi-process run")
+    parser.add_argument("--num-processes", type=int, help="processes in a multi-process run")
+    parser.add_argument("--process-id", type=int, help="this process's index in a multi-process run")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for item in args.overrides:
+        if "=" not in item:
+            raise UserError(f"unexpected argument {item!r}: overrides look like dotted.key=value")
+    from scaling.distributed import initialize
+
+    initialize(args.coordinator, args.num_processes, args.process_id)
+    from scaling.run_config import load_run_config
+    from scaling.train import train
+
+    cfg = load_run_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    summary = train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
+    print(json.dumps({k: summary[k] for k in ("status", "steps", "final_train_loss", "final_val_loss")}))
+    return 0 if summary["status"] == "completed" else 1
