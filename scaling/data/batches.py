@@ -39,10 +39,10 @@ def _process_rows(global_batch: int, process_index: int, process_count: int) -> 
     return range(process_index * per_process, (process_index + 1) * per_process)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # a batch spans at most a few epochs; the order is reused across steps
 def _epoch_order(seed: int, epoch: int, n_windows: int, slack: int) -> tuple[np.ndarray, int]:
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n_windows)
+    order = rng.permutation(n_windows).astype(np.int32 if n_windows < 1 << 31 else np.int64)
     order.flags.writeable = False
     return order, int(rng.integers(0, slack + 1))
 
@@ -74,7 +74,7 @@ def train_batch(
     for e in np.unique(epoch):
         order, offset = _epoch_order(seed, int(e), n_windows, slack)
         here = epoch == e
-        starts[here] = offset + order[position[here]] * seq_len
+        starts[here] = offset + order[position[here]].astype(np.int64) * seq_len  # int32 would overflow
     return _gather(tokens, starts, seq_len)
 
 

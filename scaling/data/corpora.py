@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from scaling.errors import UserError
 
 Kind = Literal["whole", "txt", "jsonl"]
 
-_SEPARATOR = re.compile(r"\n{4,}|<\|endoftext\|>")
 _SEPARATOR_MAX = len("<|endoftext|>")
 _READ_CHARS = 1 << 22
 CHUNK_CHARS = 16384
@@ -153,18 +151,25 @@ def _source_documents(source: Source) -> Iterator[str]:
 
 
 def _split_stream(path: Path) -> Iterator[str]:
-    """Split a text file at separators while reading it in pieces, so a huge file never sits in memory."""
-    buffer = ""
+    """Split a text file at separators while reading it in pieces, so a huge file never sits in memory.
+
+    str.split on the literal separators is several times faster than a regex; splitting at every four
+    newlines and then stripping newlines gives the same documents as splitting at runs of 4+.
+    """
+    parts: list[str] = []  # the unfinished document
     with path.open(encoding="utf-8") as handle:
         while chunk := handle.read(_READ_CHARS):
-            scan_from = max(0, len(buffer) - _SEPARATOR_MAX)
-            buffer += chunk
-            start = 0
-            while match := _SEPARATOR.search(buffer, max(start, scan_from)):
-                yield buffer[start : match.start()]
-                start = match.end()
-            buffer = buffer[start:]
-    yield buffer
+            carry = ""  # a separator may straddle the boundary: re-scan the last few characters
+            if parts:
+                carry = parts[-1][-(_SEPARATOR_MAX - 1) :]
+                parts[-1] = parts[-1][: len(parts[-1]) - len(carry)]
+            pieces = [p for q in (carry + chunk).split("<|endoftext|>") for p in q.split("\n\n\n\n")]
+            parts.append(pieces[0])
+            if len(pieces) > 1:
+                yield "".join(parts)
+                yield from pieces[1:-1]
+                parts = [pieces[-1]]
+    yield "".join(parts)
 
 
 def _jsonl_texts(path: Path) -> Iterator[str]:

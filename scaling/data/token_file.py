@@ -48,7 +48,7 @@ class DatasetInfo:
     val_tokens: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TokenDataset:
     """Train and validation token streams (read-only memmaps), documents joined by end-of-text."""
 
