@@ -14,6 +14,10 @@ import yaml
 
 from scaling.errors import UserError
 
+# How a run is laid out on devices, not what it computes: a run may resume under another mesh or
+# micro-batching without being a different run.
+PLACEMENT_KEYS = ("mesh.", "train.micro_batches")
+
 SUMMARY_KEYS = (
     "status",
     "params",
@@ -67,10 +71,11 @@ class RunDir:
                 existing = yaml.safe_load(self.config_path.read_text())
             except yaml.YAMLError as err:
                 raise UserError(f"{self.config_path} is not valid YAML ({err}); fix or remove it") from None
+            old, new = _flatten(existing), _flatten(config)
             differing = sorted(
                 key
-                for key in set(_flatten(existing)) | set(_flatten(config))
-                if _flatten(existing).get(key) != _flatten(config).get(key)
+                for key in set(old) | set(new)
+                if old.get(key) != new.get(key) and not key.startswith(PLACEMENT_KEYS)
             )
             if differing:
                 raise UserError(
@@ -78,6 +83,8 @@ class RunDir:
                     f"{', '.join(differing[:8])}{'...' if len(differing) > 8 else ''}); "
                     f"choose another --out directory"
                 )
+            if old != new:
+                atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
             return
         if self.path.is_dir() and any(p.name != ".lock" for p in self.path.iterdir()):
             raise UserError(f"{self.path} is not empty and holds no config.yaml: not a run directory of ours")
