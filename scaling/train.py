@@ -144,6 +144,7 @@ def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
         )
     check_context_fits(dataset.train, cfg.model.T, "train")
     check_context_fits(dataset.val, cfg.model.T, "validation")
+    eval_batches(dataset.val, batch=cfg.train.batch_size, seq_len=cfg.model.T, max_batches=1)
     rows_per_micro = cfg.train.batch_size // cfg.train.micro_batches
     check_batch_divisible(rows_per_micro, mesh)
     if rows_per_micro % jax.process_count():
@@ -175,130 +176,135 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
     schedule = make_schedule(cfg.optim, S)
     layout = make_layout(cfg.model, tx, mesh)
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
-    record = _Progress()
-    latest = store.latest_step()
-    if latest is not None:
-        _check_resume_matches(store.read_meta(latest), dataset, cfg, run.path)
-        params, opt_state, meta = store.restore(latest, layout)
-        record = _Progress(**meta["progress"])
-        start = latest
-    else:
-        params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
-        start = 0
-    if is_main:
-        run.truncate_metrics(start)
-        log_shardings(params)
-    summary = run.summary()
-    if start >= S and summary is not None and summary.get("status") == "completed":
-        store.close()
-        return summary
+    try:
+        record = _Progress()
+        latest = store.latest_step()
+        if latest is not None:
+            _check_resume_matches(store.read_meta(latest), dataset, cfg, run.path)
+            params, opt_state, meta = store.restore(latest, layout)
+            record = _Progress(**meta["progress"])
+            start = latest
+        else:
+            params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
+            start = 0
+        if is_main:
+            run.truncate_metrics(start)
+            log_shardings(params)
+        summary = run.summary()
+        if start >= S and summary is not None and summary.get("status") == "completed":
+            return summary
 
-    step_fn = make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
-    eval_step = _make_eval_step(layout, mesh)
-    micro_sh = microbatch_sharding(mesh)
-    pid, pcount = jax.process_index(), jax.process_count()
+        step_fn = make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
+        eval_step = _make_eval_step(layout, mesh)
+        micro_sh = microbatch_sharding(mesh)
+        pid, pcount = jax.process_index(), jax.process_count()
 
-    def batch_at(step: int) -> jax.Array:
-        local = train_batch(
-            dataset.train,
-            seed=cfg.train.seed,
-            step=step,
-            global_batch=B,
-            seq_len=T,
-            process_index=pid,
-            process_count=pcount,
-        )
-        return _global_array(local.reshape(M, -1, T + 1), micro_sh, (M, B // M, T + 1))
-
-    with jax.set_mesh(mesh):
-        compile_start = time.perf_counter()
-        compiled = step_fn.lower(params, opt_state, batch_at(start), jnp.int32(start)).compile()
-        compile_seconds = time.perf_counter() - compile_start
-        log.info("train step compiled in %.1f s; memory: %s", compile_seconds, compiled.memory_analysis())
-
-        peak = peak_flops_per_device()
-        flops_per_step = cfg.model.flops_per_token * B * T
-        status = "running"
-        bar = tqdm(
-            total=S,
-            initial=start,
-            disable=not (progress and is_main),
-            file=sys.stderr,
-            dynamic_ncols=True,
-            unit="step",
-            desc=cfg.name,
-        )
-
-        window: list[float] = []
-
-        def handle(step: int, metrics: dict[str, jax.Array], seconds: float) -> bool:
-            """Record finished step `step`; returns False when it diverged."""
-            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
-                log.error("step %d: loss %s, grad norm %s: diverged", step, host["loss"], host["grad_norm"])
-                return False
-            record.recent_losses = ([*record.recent_losses, host["loss"]])[-10:]
-            record.step_seconds += seconds
-            record.steps_timed += 1
-            window.append(seconds)
-            del window[:-20]
-            tps = B * T * len(window) / sum(window) if sum(window) > 0 else float("nan")
-            bar.update(1)
-            bar.set_postfix(loss=f"{host['loss']:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-            if is_main and (step % cfg.train.log_every == 0 or step == S or step % cfg.train.eval_every == 0):
-                row = {
-                    "step": step,
-                    "tokens": step * B * T,
-                    "flops": step * flops_per_step,
-                    "train_loss": host["loss"],
-                    "lr": float(schedule(step - 1)),
-                    "grad_norm": host["grad_norm"],
-                    "update_norm": host["update_norm"],
-                    "tokens_per_second": tps,
-                    "mfu": mfu(tps * cfg.model.flops_per_token, jax.device_count(), peak),
-                }
-                if step % cfg.train.eval_every == 0 or step == S:
-                    record.last_val_loss = evaluate(cfg, dataset, eval_step, params, mesh)
-                    row["val_loss"] = record.last_val_loss
-                run.append_metrics(row)
-            return True
-
-        session_start = time.perf_counter()
-        pending: tuple[int, dict, float] | None = None
-        tick = time.perf_counter()
-        step = start
-        for i in range(start, S):
-            params, opt_state, metrics = compiled(params, opt_state, batch_at(i), jnp.int32(i))
-            if pending is not None and not handle(*pending):
-                status = "diverged"
-                break
-            step = i + 1
-            must_sync = (
-                step == S or step % cfg.train.checkpoint_every == 0 or step % cfg.train.eval_every == 0
+        def batch_at(step: int) -> jax.Array:
+            local = train_batch(
+                dataset.train,
+                seed=cfg.train.seed,
+                step=step,
+                global_batch=B,
+                seq_len=T,
+                process_index=pid,
+                process_count=pcount,
             )
-            if must_sync or stop["stop"]:
-                jax.block_until_ready(metrics)
-            now = time.perf_counter()
-            pending, tick = (step, metrics, now - tick), now
-            if must_sync or stop["stop"]:
-                ok = handle(*pending)
-                pending = None
-                if not ok:
+            return _global_array(local.reshape(M, -1, T + 1), micro_sh, (M, B // M, T + 1))
+
+        with jax.set_mesh(mesh):
+            compile_start = time.perf_counter()
+            compiled = step_fn.lower(params, opt_state, batch_at(start), jnp.int32(start)).compile()
+            compile_seconds = time.perf_counter() - compile_start
+            log.info("train step compiled in %.1f s; memory: %s", compile_seconds, compiled.memory_analysis())
+
+            peak = peak_flops_per_device()
+            flops_per_step = cfg.model.flops_per_token * B * T
+            status = "running"
+            bar = tqdm(
+                total=S,
+                initial=start,
+                disable=not (progress and is_main),
+                file=sys.stderr,
+                dynamic_ncols=True,
+                unit="step",
+                desc=cfg.name,
+            )
+
+            window: list[float] = []
+
+            def handle(step: int, metrics: dict[str, jax.Array], seconds: float) -> bool:
+                """Record finished step `step`; returns False when it diverged."""
+                host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
+                    log.error(
+                        "step %d: loss %s, grad norm %s: diverged", step, host["loss"], host["grad_norm"]
+                    )
+                    return False
+                record.recent_losses = ([*record.recent_losses, host["loss"]])[-10:]
+                record.step_seconds += seconds
+                record.steps_timed += 1
+                window.append(seconds)
+                del window[:-20]
+                tps = B * T * len(window) / sum(window) if sum(window) > 0 else float("nan")
+                bar.update(1)
+                bar.set_postfix(loss=f"{host['loss']:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
+                if is_main and (
+                    step % cfg.train.log_every == 0 or step == S or step % cfg.train.eval_every == 0
+                ):
+                    row = {
+                        "step": step,
+                        "tokens": step * B * T,
+                        "flops": step * flops_per_step,
+                        "train_loss": host["loss"],
+                        "lr": float(schedule(step - 1)),
+                        "grad_norm": host["grad_norm"],
+                        "update_norm": host["update_norm"],
+                        "tokens_per_second": tps,
+                        "mfu": mfu(tps * cfg.model.flops_per_token, jax.device_count(), peak),
+                    }
+                    if step % cfg.train.eval_every == 0 or step == S:
+                        record.last_val_loss = evaluate(cfg, dataset, eval_step, params, mesh)
+                        row["val_loss"] = record.last_val_loss
+                    run.append_metrics(row)
+                return True
+
+            session_start = time.perf_counter()
+            pending: tuple[int, dict, float] | None = None
+            tick = time.perf_counter()
+            step = start
+            for i in range(start, S):
+                params, opt_state, metrics = compiled(params, opt_state, batch_at(i), jnp.int32(i))
+                if pending is not None and not handle(*pending):
                     status = "diverged"
                     break
-                tick = time.perf_counter()
-                if step % cfg.train.checkpoint_every == 0 or step == S or stop["stop"]:
-                    _save(store, step, params, opt_state, record, dataset, cfg, session_start)
+                step = i + 1
+                must_sync = (
+                    step == S or step % cfg.train.checkpoint_every == 0 or step % cfg.train.eval_every == 0
+                )
+                if must_sync or stop["stop"]:
+                    jax.block_until_ready(metrics)
+                now = time.perf_counter()
+                pending, tick = (step, metrics, now - tick), now
+                if must_sync or stop["stop"]:
+                    ok = handle(*pending)
+                    pending = None
+                    if not ok:
+                        status = "diverged"
+                        break
                     tick = time.perf_counter()
-                if stop["stop"]:
-                    status = "interrupted"
-                    break
-        if pending is not None and not handle(*pending):
-            status = "diverged"
-        bar.close()
-        if status == "running":
-            status = "completed"
-    store.close()
+                    if step % cfg.train.checkpoint_every == 0 or step == S or stop["stop"]:
+                        _save(store, step, params, opt_state, record, dataset, cfg, session_start)
+                        tick = time.perf_counter()
+                    if stop["stop"]:
+                        status = "interrupted"
+                        break
+            if pending is not None and not handle(*pending):
+                status = "diverged"
+            bar.close()
+            if status == "running":
+                status = "completed"
+    finally:
+        store.close()
     record.wall_seconds += time.perf_counter() - session_start + (session_start - started)
     summary = _summary(cfg, dataset, record, status, step, peak, compile_seconds)
     if is_main:
