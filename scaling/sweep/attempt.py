@@ -1,0 +1,80 @@
+"""One attempt at one run, shared by every launcher: decide under the run's claim, then record the outcome.
+
+The decision and every record about a run happen while holding its claim, so two launchers (local
+processes, SLURM array tasks, or one of each) never start the same run, and a run's 'completed' event is
+written exactly once: by the launcher whose trainer finished it, or, if that launcher died before writing
+it, by the next one that finds the finished summary ("observed").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from scaling.sweep.ledger import Claim, Ledger, trainer_lock_free
+from scaling.sweep.plan import PlannedRun
+from scaling.sweep.status import RETRYABLE, RunState, is_completed, run_state
+
+Action = Literal["start", "skip", "wait"]
+Outcome = Literal["completed", "diverged", "failed", "interrupted", "busy"]
+BUSY_MESSAGE = "in use by another training process"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    claim: Claim | None = None
+    state: RunState | None = None
+
+
+def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
+    """Claim the run and say whether to start it (keeping the claim), skip it, or wait for its holder."""
+    claim = ledger.try_claim(run.name)
+    if claim is None:
+        return Decision("wait")
+    state = run_state(run, ledger, probe_claim=False)
+    if state.status == "completed":
+        if not any(e["event"] == "completed" for e in ledger.events(run.name)):
+            ledger.record(run.name, "completed", observed=True)
+        claim.release()
+        return Decision("skip", state=state)
+    if state.status in RETRYABLE and not retry_failed:
+        claim.release()
+        return Decision("skip", state=state)
+    if not trainer_lock_free(ledger.run_dir(run.name)):
+        claim.release()
+        return Decision("wait")
+    ledger.clear_failure(run.name)
+    return Decision("start", claim=claim, state=state)
+
+
+def classify_exit(run: PlannedRun, code: int, summary: dict | None, log_tail: str) -> tuple[Outcome, str]:
+    """Outcome of a `scaling train` process from its exit code (0 completed, 1 diverged or interrupted,
+    2 a user error), its fresh summary and the end of its log."""
+    if code == 0 and is_completed(run, summary):
+        return "completed", ""
+    if code == 1 and summary is not None and summary.get("status") in ("diverged", "interrupted"):
+        status = summary["status"]
+        return status, f"{status} at step {summary.get('steps')}"
+    if BUSY_MESSAGE in log_tail:
+        return "busy", ""
+    if code < 0:
+        return "failed", f"killed by signal {-code}"
+    return "failed", f"exit code {code}: {last_error_line(log_tail)}"
+
+
+def last_error_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def finish(run: PlannedRun, ledger: Ledger, claim: Claim, outcome: Outcome, reason: str, **fields) -> None:
+    """Record the attempt's outcome (failures with their reason), then release the claim."""
+    try:
+        if outcome in RETRYABLE:
+            ledger.record_failure(run.name, outcome, reason)
+        if outcome != "busy":
+            ledger.record(run.name, outcome, reason=reason, **fields)
+    finally:
+        claim.release()

@@ -1,0 +1,65 @@
+"""How long a planned run should take: its exact FLOPs over a per-run throughput, with the assumption stated.
+
+Before any run of the sweep has finished, the throughput is the device peak (the data-sheet table for
+`launch.device_kind`, else this machine's measured matmul peak, split between CPU workers) times
+`launch.assumed_mfu`. Once runs have finished, it is the median FLOP/s they measured (step time only:
+compilation, evaluation and checkpoints are not included).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+
+from scaling.errors import UserError
+from scaling.sweep.spec import LaunchConfig
+
+
+@dataclass(frozen=True)
+class Throughput:
+    flops_per_second: float
+    how: str
+
+    def seconds(self, flops: float) -> float:
+        return flops / self.flops_per_second
+
+
+def run_throughput(launch: LaunchConfig, workers: int, summaries: list[dict]) -> Throughput:
+    measured = [
+        s["tokens_per_second"] * s["flops_per_token"]
+        for s in summaries
+        if s.get("status") == "completed" and s.get("tokens_per_second")
+    ]
+    if measured:
+        value = statistics.median(measured)
+        return Throughput(
+            value, f"median step throughput of {len(measured)} finished runs: {value:.3g} FLOP/s"
+        )
+    from scaling.mfu import measured_peak, peak_flops_per_device, table_peak
+
+    if launch.device_kind:
+        peak = table_peak(launch.device_kind)
+        if peak is None:
+            raise UserError(f"launch.device_kind {launch.device_kind!r} is not in scaling.mfu's peak table")
+        per_run, source = peak.value * launch.devices_per_run, peak.source
+    elif launch.platform == "cpu":
+        peak = measured_peak()
+        cores = len(os.sched_getaffinity(0))
+        share = (cores // workers) / cores
+        per_run, source = peak.value * share, f"{peak.source}, x{share:.2g} (cores per worker)"
+    else:
+        peak = peak_flops_per_device()
+        per_run, source = peak.value * launch.devices_per_run, peak.source
+    value = per_run * launch.assumed_mfu
+    return Throughput(
+        value, f"assumed MFU {launch.assumed_mfu:g} x peak {per_run:.3g} FLOP/s per run ({source})"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"

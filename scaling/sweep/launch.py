@@ -1,0 +1,251 @@
+"""Local launcher: run a sweep's runs as `scaling train` subprocesses, several at once, each on its own
+CPU cores (or GPUs), until every run is completed, failed or diverged.
+
+Idempotent: completed runs are skipped, interrupted ones resume from their checkpoints (the trainer does
+that), failed and diverged ones are retried only with `retry_failed`. Runs claimed by another launcher
+are waited for, so two launchers on one sweep share the work and both return when it is done.
+
+Children run in their own session (Ctrl-C reaches only the launcher, which then stops them with SIGTERM
+so they checkpoint) and, on Linux, get SIGTERM when the launcher dies, even by SIGKILL, so a killed
+launcher leaves no orphan training in the background.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from tqdm import tqdm
+
+from scaling.errors import UserError
+from scaling.run_dir import RunDir
+from scaling.sweep.attempt import Decision, classify_exit, decide, finish
+from scaling.sweep.ledger import Claim, Ledger
+from scaling.sweep.plan import PlannedRun
+from scaling.sweep.spec import LaunchConfig
+from scaling.sweep.status import RunState, run_state
+
+_PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one worker's runs execute: pinned cores (cpu) and environment (devices)."""
+
+    index: int
+    cpus: tuple[int, ...] | None
+    env: dict[str, str]
+
+    def describe(self) -> str:
+        if self.cpus is not None:
+            return f"cores {','.join(map(str, self.cpus))}"
+        return ", ".join(f"{k}={v}" for k, v in self.env.items()) or "all devices"
+
+
+def make_slots(launch: LaunchConfig, workers: int) -> list[Slot]:
+    """Split this process's cores (cpu) or the GPUs 0..N-1 (gpu) evenly between `workers`."""
+    if launch.platform == "cpu":
+        cores = sorted(os.sched_getaffinity(0))
+        if workers > len(cores):
+            raise UserError(f"{workers} workers need at least {workers} CPU cores; {len(cores)} available")
+        per = len(cores) // workers
+        env = {"JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(launch.devices_per_run)}
+        return [Slot(i, tuple(cores[i * per : (i + 1) * per]), env) for i in range(workers)]
+    if launch.platform == "gpu":
+        d = launch.devices_per_run
+        return [
+            Slot(i, None, {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in range(i * d, (i + 1) * d))})
+            for i in range(workers)
+        ]
+    if workers != 1:
+        raise UserError("on tpu one run uses every chip of the host: use 1 worker")
+    return [Slot(0, None, {})]
+
+
+def _child_setup(cpus: tuple[int, ...] | None, parent: int) -> None:
+    """In the child before exec: pin cores, and ask for SIGTERM if the launcher dies (Linux)."""
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+@dataclass
+class _Active:
+    run: PlannedRun
+    claim: Claim
+    slot: Slot
+    process: subprocess.Popen
+    log: IO[bytes]
+    log_start: int
+    started: float = field(default_factory=time.time)
+
+
+class LocalLauncher:
+    def __init__(
+        self,
+        runs: tuple[PlannedRun, ...],
+        ledger: Ledger,
+        slots: list[Slot],
+        *,
+        retry_failed: bool = False,
+        progress: bool = True,
+        echo: Callable[[str], None] | None = None,
+        poll_seconds: float = 0.5,
+    ):
+        self.runs = runs
+        self.ledger = ledger
+        self.slots = slots
+        self.retry_failed = retry_failed
+        self.progress = progress
+        self.echo = echo or (lambda text: tqdm.write(text, file=sys.stderr))
+        self.poll_seconds = poll_seconds
+        self.active: dict[int, _Active] = {}
+        self.done: dict[str, str] = {}  # run name -> final status in this session
+
+    def run(self) -> list[RunState]:
+        """Run the sweep to the end; on Ctrl-C or SIGTERM stop the children (they checkpoint) and re-raise."""
+        for run in self.runs:
+            self.ledger.write_config(run.config)
+        # Largest first: the long runs start early, so the workers finish close together.
+        queue = sorted(self.runs, key=lambda r: -r.flops)
+        total = sum(r.flops for r in self.runs)
+        bar = tqdm(
+            total=total,
+            unit="FLOP",
+            unit_scale=True,
+            disable=not self.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            desc="sweep",
+        )
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            while queue or self.active:
+                self._reap()
+                queue = self._start_some(queue)
+                bar.n = min(total, self._flops_done())
+                bar.set_postfix_str(f"{len(self.done)}/{len(self.runs)} runs, {len(self.active)} running")
+                time.sleep(self.poll_seconds)
+        except KeyboardInterrupt:
+            self._stop_all()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            bar.close()
+        return [run_state(run, self.ledger) for run in self.runs]
+
+    def _start_some(self, queue: list[PlannedRun]) -> list[PlannedRun]:
+        waiting = []
+        for position, run in enumerate(queue):
+            free = [s for s in self.slots if s.index not in self.active]
+            if not free:
+                return waiting + queue[position:]
+            decision = decide(run, self.ledger, self.retry_failed)
+            if decision.action == "wait":
+                waiting.append(run)
+            elif decision.action == "skip":
+                self._skipped(run, decision)
+            else:
+                assert decision.claim is not None
+                self._spawn(run, decision.claim, free[0])
+        return waiting
+
+    def _skipped(self, run: PlannedRun, decision: Decision) -> None:
+        state = decision.state
+        assert state is not None
+        self.done[run.name] = state.status
+        if state.status != "completed":
+            self.echo(f"skip {run.name}: {state.status} ({state.reason}); --retry-failed retries it")
+
+    def _spawn(self, run: PlannedRun, claim: Claim, slot: Slot) -> None:
+        log_path = self.ledger.log_path(run.name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+        start = log.tell()
+        env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(self.ledger.root / "jax_cache"))
+        command = [
+            sys.executable,
+            "-m",
+            "scaling.cli",
+            "train",
+            str(self.ledger.config_path(run.name)),
+            "--out",
+            str(self.ledger.run_dir(run.name)),
+            "--no-progress",
+        ]
+        parent = os.getpid()
+        try:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=lambda: _child_setup(slot.cpus, parent),
+            )
+        except BaseException:
+            log.close()
+            claim.release()
+            raise
+        self.active[slot.index] = _Active(run, claim, slot, process, log, start)
+        self.ledger.record(run.name, "started", slot=slot.describe(), child=process.pid)
+        self.echo(f"start {run.name} ({run.shape}, {run.steps} steps) on {slot.describe()}")
+
+    def _reap(self, *, stopping: bool = False) -> None:
+        for index, item in list(self.active.items()):
+            code = item.process.poll()
+            if code is None:
+                continue
+            del self.active[index]
+            item.log.close()
+            with Path(item.log.name).open("rb") as f:
+                f.seek(item.log_start)
+                tail = f.read().decode(errors="replace")[-4000:]
+            summary = RunDir(self.ledger.run_dir(item.run.name)).summary()
+            outcome, reason = classify_exit(item.run, code, summary, tail)
+            if stopping and outcome == "failed":
+                outcome, reason = "interrupted", "launcher stopped"
+            seconds = time.time() - item.started
+            finish(item.run, self.ledger, item.claim, outcome, reason, seconds=seconds)
+            if outcome == "busy":
+                continue
+            self.done[item.run.name] = outcome
+            loss = (summary or {}).get("final_val_loss")
+            detail = f"loss {loss:.4f}" if outcome == "completed" and loss is not None else reason
+            self.echo(f"{outcome} {item.run.name}: {detail} ({seconds:.0f} s)")
+
+    def _flops_done(self) -> float:
+        flops = sum(run.flops for run in self.runs if self.done.get(run.name) == "completed")
+        for item in self.active.values():
+            rows = RunDir(self.ledger.run_dir(item.run.name)).metrics()
+            if rows:
+                flops += item.run.flops * rows[-1]["step"] / item.run.steps
+        return flops
+
+    def _stop_all(self) -> None:
+        """SIGTERM every child (the trainer checkpoints and exits), wait, record them as interrupted."""
+        for item in self.active.values():
+            if item.process.poll() is None:
+                item.process.send_signal(signal.SIGTERM)
+        deadline = time.time() + STOP_TIMEOUT_SECONDS
+        for item in self.active.values():
+            try:
+                item.process.wait(timeout=max(deadline - time.time(), 0.1))
+            except subprocess.TimeoutExpired:
+                item.process.kill()
+                item.process.wait()
+        self._reap(stopping=True)
+        self.echo("stopped: rerun the same command to resume")

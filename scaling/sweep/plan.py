@@ -1,0 +1,164 @@
+"""Expand a sweep into frozen run configs with deterministic names, validating every point first.
+
+A name is a function of the grid point (`c1e13_n52.4K`: budget and exact non-embedding count; or
+`n52.4K_t2M` for explicit grids), and a run's directory is `<sweep dir>/<name>`, so rerunning a sweep
+finds the same directories and skips or resumes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from scaling.config_io import from_dict
+from scaling.errors import UserError
+from scaling.model_config import ModelConfig
+from scaling.run_config import RunConfig
+from scaling.sharding import AXES, PARAM_SPECS, check_batch_divisible, check_divisible
+from scaling.sweep.spec import Recipe, SweepSpec
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One point of the grid: where it came from (`entry`, for error messages) and its run config."""
+
+    name: str
+    entry: str
+    budget: float | None
+    target_params: float
+    config: RunConfig
+
+    @property
+    def steps(self) -> int:
+        return self.config.train.steps
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.config.tokens_per_step
+
+    @property
+    def flops(self) -> int:
+        return self.tokens * self.config.model.flops_per_token
+
+    @property
+    def params_nonembedding(self) -> int:
+        return self.config.model.params_nonembedding
+
+    @property
+    def shape(self) -> str:
+        m = self.config.model
+        return f"D{m.D} L{m.L} H{m.H}"
+
+
+def format_count(value: float) -> str:
+    """3 significant digits with K/M/B/T suffixes: 52_400 -> '52.4K'."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def format_sci(value: float) -> str:
+    """Compact scientific form for names: 1e13 -> '1e13', 3.5e12 -> '3.5e12'."""
+    exponent = math.floor(math.log10(value))
+    mantissa = float(f"{value / 10**exponent:.3g}")
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:g}e{exponent}"
+
+
+def plan(spec: SweepSpec) -> tuple[PlannedRun, ...]:
+    """Every run of the sweep, in grid order; raises UserError naming the first bad entry."""
+    base_model = _base_model(spec)
+    runs: list[PlannedRun] = []
+    if spec.grid.isoflop is not None:
+        for i, budget in enumerate(spec.grid.isoflop):
+            entry = f"grid.isoflop[{i}] (flops {budget.flops:.3g})"
+            for target in np.geomspace(*budget.params, budget.points):
+                model = spec.recipe.shape.shape_for(float(target), base_model)
+                tokens = budget.flops / model.flops_per_token
+                name = f"c{format_sci(budget.flops)}_n{format_count(model.params_nonembedding)}"
+                runs.append(_run(spec, name, entry, budget.flops, float(target), model, tokens))
+    else:
+        grid = spec.grid.explicit
+        assert grid is not None
+        for i, target in enumerate(grid.params):
+            model = spec.recipe.shape.shape_for(target, base_model)
+            for j, tokens in enumerate(grid.tokens):
+                entry = f"grid.explicit (params[{i}]={target:.3g}, tokens[{j}]={tokens:.3g})"
+                name = f"n{format_count(model.params_nonembedding)}_t{format_count(tokens)}"
+                runs.append(_run(spec, name, entry, None, target, model, tokens))
+    _check_unique(runs)
+    return tuple(runs)
+
+
+def _base_model(spec: SweepSpec) -> ModelConfig:
+    return from_dict(ModelConfig, spec.base.get("model", {}), where=f"{spec.name}.base.model")
+
+
+def _run(
+    spec: SweepSpec, name: str, entry: str, budget: float | None, target: float, model, tokens: float
+) -> PlannedRun:
+    recipe = spec.recipe
+    tokens_per_step = recipe.batch_size * model.T
+    steps = round(tokens / tokens_per_step)
+    if steps < recipe.min_steps:
+        raise UserError(
+            f"{entry}: run {name} ({model.params_nonembedding:,} non-embedding params, {model.D=}, "
+            f"{model.L=}) gets {steps} steps of {tokens_per_step:,} tokens, fewer than "
+            f"recipe.min_steps={recipe.min_steps}; raise the budget or lower the model sizes"
+        )
+    config = _run_config(spec, name, model, steps, recipe)
+    run = PlannedRun(name, entry, budget, target, config)
+    _check_mesh(run, spec.launch.devices_per_run)
+    return run
+
+
+def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, recipe: Recipe) -> RunConfig:
+    mapping: dict[str, Any] = copy.deepcopy(spec.base)
+    mapping["name"] = name
+    mapping.setdefault("model", {}).update(D=model.D, L=model.L, H=model.H, F=model.F)
+    mapping.setdefault("train", {}).update(
+        steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches
+    )
+    mapping.setdefault("optim", {}).update(
+        lr=recipe.lr.at(model.params_nonembedding),
+        schedule=recipe.schedule,
+        warmup_steps=round(recipe.warmup_fraction * steps),
+        min_lr_ratio=recipe.min_lr_ratio,
+        decay_fraction=recipe.decay_fraction,
+    )
+    return from_dict(RunConfig, mapping, where=f"{spec.name}.base (run {name})")
+
+
+def _check_mesh(run: PlannedRun, devices: int) -> None:
+    """Reject a shape the run's mesh cannot shard, using the sharding table's shape-named entries."""
+    cfg = run.config
+    try:
+        sizes = cfg.mesh.resolve(devices)
+        mesh = SimpleNamespace(shape=dict(zip(AXES, sizes, strict=True)))
+        m = cfg.model
+        dims = {"V": m.V, "T": m.T, "D": m.D, "H": m.H, "K": m.head_dim, "F": m.F}
+        for key, spec in PARAM_SPECS.items():
+            letters = key.rsplit("_", 1)[1].split("x")
+            shape = tuple(int(c) if c.isdigit() else dims[c] for c in letters)
+            check_divisible(key, shape, spec, mesh)
+        check_batch_divisible(cfg.train.batch_size // cfg.train.micro_batches, mesh)
+    except UserError as err:
+        raise UserError(f"{run.entry}: run {run.name} ({run.shape}): {err}") from None
+
+
+def _check_unique(runs: list[PlannedRun]) -> None:
+    seen: dict[str, PlannedRun] = {}
+    for run in runs:
+        if run.name in seen:
+            raise UserError(
+                f"{run.entry}: two grid points give the same run {run.name} ({run.shape}), also from "
+                f"{seen[run.name].entry}; use fewer points or a wider size range"
+            )
+        seen[run.name] = run

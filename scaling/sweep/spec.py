@@ -1,0 +1,229 @@
+"""The sweep file: a base run config, a named recipe and a grid, loaded strictly.
+
+Every opinionated choice lives in one `Recipe` whose fields have no defaults, so a sweep file states them
+all; the base run config may not set what the recipe decides (width, depth, steps, batch, learning rate,
+schedule), so nothing is decided in two places.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from scaling.config_io import from_dict, load_yaml
+from scaling.errors import UserError
+from scaling.model_config import ShapeRecipe
+
+Platform = Literal["cpu", "gpu", "tpu"]
+
+# Run-config keys the recipe sets; a base config that sets one of them is rejected.
+RECIPE_OWNED = (
+    "name",
+    "model.D",
+    "model.L",
+    "model.H",
+    "model.F",
+    "train.steps",
+    "train.batch_size",
+    "train.micro_batches",
+    "optim.lr",
+    "optim.schedule",
+    "optim.warmup_steps",
+    "optim.min_lr_ratio",
+    "optim.decay_fraction",
+)
+
+
+@dataclass(frozen=True)
+class LrRule:
+    """Peak learning rate as a power of model size: lr(N) = peak * (N / reference_params) ** -exponent."""
+
+    peak: float
+    reference_params: float
+    exponent: float
+
+    def __post_init__(self) -> None:
+        if not (self.peak > 0 and self.reference_params > 0):
+            raise ValueError(f"lr.peak and lr.reference_params must be > 0, got {self}")
+
+    def at(self, params_nonembedding: int) -> float:
+        return self.peak * (params_nonembedding / self.reference_params) ** -self.exponent
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every opinionated sweep choice, named so results tables can say which recipe made them.
+
+    shape: parameter count -> (D, L, H). batch_size/micro_batches: global batch in sequences.
+    lr: peak LR from non-embedding size. warmup_fraction: warmup steps as a fraction of the run.
+    schedule: cosine decays to min_lr_ratio at the run's last step (matched to its length); wsd holds the
+    peak and decays over the last decay_fraction of steps. min_steps: the fewest steps a run may have.
+    """
+
+    name: str
+    shape: ShapeRecipe
+    batch_size: int
+    micro_batches: int
+    lr: LrRule
+    warmup_fraction: float
+    schedule: Literal["cosine", "wsd"]
+    min_lr_ratio: float
+    decay_fraction: float
+    min_steps: int
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("recipe.name must not be empty")
+        if self.batch_size < 1 or self.micro_batches < 1 or self.batch_size % self.micro_batches:
+            raise ValueError(
+                f"recipe.batch_size={self.batch_size} must be >= 1 and divisible by "
+                f"recipe.micro_batches={self.micro_batches}"
+            )
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"recipe.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.min_steps < 1:
+            raise ValueError(f"recipe.min_steps must be >= 1, got {self.min_steps}")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One IsoFLOP budget: `points` model sizes log-spaced over `params` (non-embedding, inclusive)."""
+
+    flops: float
+    params: tuple[float, ...]
+    points: int
+
+    def __post_init__(self) -> None:
+        if len(self.params) != 2:
+            raise ValueError(f"params must be [low, high], got {list(self.params)}")
+        low, high = self.params
+        if not self.flops > 0:
+            raise ValueError(f"flops must be > 0, got {self.flops}")
+        if not 0 < low <= high:
+            raise ValueError(f"params must be [low, high] with 0 < low <= high, got {list(self.params)}")
+        if self.points < 1 or (self.points > 1 and low == high):
+            raise ValueError(f"points must be >= 1 (1 when low == high), got {self.points}")
+
+
+@dataclass(frozen=True)
+class ExplicitGrid:
+    """Every model size (non-embedding parameters) crossed with every token budget."""
+
+    params: tuple[float, ...]
+    tokens: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for key in ("params", "tokens"):
+            values = getattr(self, key)
+            if not values:
+                raise ValueError(f"{key} is an empty grid: list at least one value")
+            if any(not v > 0 for v in values):
+                raise ValueError(f"{key} must all be > 0, got {list(values)}")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Exactly one of: `isoflop` (a list of budgets) or `explicit` (sizes x token budgets)."""
+
+    isoflop: tuple[Budget, ...] | None = None
+    explicit: ExplicitGrid | None = None
+
+    def __post_init__(self) -> None:
+        if (self.isoflop is None) == (self.explicit is None):
+            raise ValueError("give exactly one of isoflop (a list of budgets) or explicit")
+        if self.isoflop is not None and not self.isoflop:
+            raise ValueError("isoflop is an empty grid: list at least one budget")
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How the local launcher places runs, and what the plan assumes for its time estimate.
+
+    cpu: `workers` runs at once, each pinned to its share of this process's cores, with `devices_per_run`
+    simulated JAX devices. gpu: each worker gets `devices_per_run` GPUs through CUDA_VISIBLE_DEVICES.
+    tpu: one worker using every chip of the host. `device_kind` (e.g. "H100", "TPU v5 lite") makes the plan
+    use that device's data-sheet peak instead of measuring this machine; `assumed_mfu` is the efficiency the
+    estimate assumes until runs of this sweep have finished and measured their own.
+    """
+
+    platform: Platform = "cpu"
+    workers: int = 1
+    devices_per_run: int = 1
+    device_kind: str = ""
+    assumed_mfu: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.devices_per_run < 1:
+            raise ValueError("launch.workers and launch.devices_per_run must be >= 1")
+        if self.platform == "tpu" and self.workers != 1:
+            raise ValueError("launch.workers must be 1 on tpu: one run uses every chip of the host")
+        if not 0 < self.assumed_mfu <= 1:
+            raise ValueError(f"launch.assumed_mfu must be in (0, 1], got {self.assumed_mfu}")
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """submitit parameters for `scaling sweep run --launcher slurm`: one array task per run."""
+
+    partition: str = ""
+    timeout_min: int = 60
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float = 0.0
+    array_parallelism: int = 64
+
+    def parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "timeout_min": self.timeout_min,
+            "nodes": self.nodes,
+            "cpus_per_task": self.cpus_per_task,
+            "slurm_array_parallelism": self.array_parallelism,
+        }
+        if self.gpus_per_node:
+            params["gpus_per_node"] = self.gpus_per_node
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        return params
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep file. `base` is a run config mapping (checked when the plan builds each run's config)."""
+
+    name: str
+    recipe: Recipe
+    grid: Grid
+    base: Any = field(default_factory=dict)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty name without '/', got {self.name!r}")
+        if not isinstance(self.base, dict):
+            raise ValueError(f"base must be a run config mapping, got {self.base!r}")
+        for key in RECIPE_OWNED:
+            node: Any = self.base
+            for part in key.split("."):
+                node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+            if node is not _ABSENT:
+                raise ValueError(f"base.{key} is set by the recipe; remove it from the base config")
+
+
+_ABSENT = object()
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file; errors name the file and the offending entry."""
+    path = Path(path)
+    data = load_yaml(path)
+    shape = (data.get("recipe") or {}).get("shape") if isinstance(data.get("recipe"), dict) else None
+    if isinstance(shape, dict):
+        missing = [f.name for f in fields(ShapeRecipe) if f.name not in shape]
+        if missing:
+            raise UserError(f"{path.name}.recipe.shape: state every field, missing {', '.join(missing)}")
+    return from_dict(SweepSpec, data, where=path.name)

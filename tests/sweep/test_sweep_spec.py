@@ -1,0 +1,123 @@
+"""Sweep files: strict loading, rejection before any run starts, and the plan's deterministic expansion."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from scaling.cli import main
+from scaling.errors import UserError
+from scaling.sweep.plan import format_count, format_sci, plan
+from scaling.sweep.spec import load_sweep
+from tests.sweep.sweep_helpers import TINY_SWEEP, sweep_dict, write_sweep
+
+
+def _isoflop(budgets: list[dict]) -> dict:
+    return {"isoflop": budgets}
+
+
+BAD_SWEEPS = {
+    "unknown key": (
+        sweep_dict(
+            recipe={**TINY_SWEEP["recipe"], "lr": {"peek": 1e-3, "reference_params": 1, "exponent": 0}}
+        ),
+        "recipe.lr: unknown key peek",
+    ),
+    "unknown key in base": (
+        sweep_dict(base={**TINY_SWEEP["base"], "optim": {"learning_rate": 1e-3}}),
+        "optim: unknown key learning_rate",
+    ),
+    "empty isoflop grid": (sweep_dict(grid=_isoflop([])), "grid: isoflop is an empty grid"),
+    "empty explicit grid": (
+        sweep_dict(grid={"explicit": {"params": [], "tokens": [1e5]}}),
+        "grid.explicit: params is an empty grid",
+    ),
+    "budget too small": (
+        sweep_dict(
+            grid=_isoflop(
+                [
+                    {"flops": 1e10, "params": [3e3, 3e4], "points": 2},
+                    {"flops": 1e8, "params": [3e3, 3e4], "points": 2},
+                ]
+            )
+        ),
+        "grid.isoflop[1] (flops 1e+08): run c1e8_n3.31K",
+    ),
+    "mesh does not divide": (
+        sweep_dict(
+            base={**TINY_SWEEP["base"], "mesh": {"data": 1, "tensor": 3}},
+            launch={**TINY_SWEEP["launch"], "devices_per_run": 3},
+        ),
+        "grid.explicit (params[0]=3e+03, tokens[0]=3.84e+04): run n3.31K_t38.4K (D16 L1 H1): tensor",
+    ),
+    "recipe setting in base": (
+        sweep_dict(base={**TINY_SWEEP["base"], "train": {"steps": 10}}),
+        "base.train.steps is set by the recipe",
+    ),
+    "recipe choice left to a default": (
+        sweep_dict(recipe={k: v for k, v in TINY_SWEEP["recipe"].items() if k != "warmup_fraction"}),
+        "warmup_fraction",
+    ),
+    "shape rule left to defaults": (
+        sweep_dict(recipe={**TINY_SWEEP["recipe"], "shape": {"aspect_ratio": 16}}),
+        "recipe.shape: state every field, missing head_dim",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SWEEPS))
+def test_bad_sweep_rejected_before_any_run(case, tmp_path, capsys):
+    spec, message = BAD_SWEEPS[case]
+    path = write_sweep(tmp_path / "bad.yaml", spec)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "run", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert not out.exists()
+
+
+def test_isoflop_tokens_follow_exact_flops_per_token(tmp_path):
+    budgets = [
+        {"flops": 2e10, "params": [3e3, 3e4], "points": 3},
+        {"flops": 2e11, "params": [1e4, 1e5], "points": 2},
+    ]
+    runs = plan(load_sweep(write_sweep(tmp_path / "s.yaml", sweep_dict(grid=_isoflop(budgets)))))
+    assert [r.name for r in runs] == [
+        "c2e10_n3.31K",
+        "c2e10_n12.8K",
+        "c2e10_n25.5K",
+        "c2e11_n12.8K",
+        "c2e11_n100K",
+    ]
+    for run in runs:
+        tokens_per_step = 8 * 32
+        exact = run.budget / run.config.model.flops_per_token / tokens_per_step
+        assert run.steps == round(exact)
+        assert run.flops == run.steps * tokens_per_step * run.config.model.flops_per_token
+        assert abs(run.flops / run.budget - 1) < 0.5 / run.steps + 1e-9
+
+
+def test_recipe_sets_every_opinionated_field(tmp_path):
+    runs = plan(load_sweep(write_sweep(tmp_path / "s.yaml", TINY_SWEEP)))
+    assert [r.name for r in runs] == ["n3.31K_t38.4K", "n12.8K_t38.4K", "n25.5K_t38.4K"]
+    for run in runs:
+        cfg = run.config
+        assert cfg.name == run.name
+        assert cfg.train.steps == 150 and cfg.train.batch_size == 8
+        assert cfg.optim.schedule == "cosine" and cfg.optim.warmup_steps == 15
+        assert cfg.optim.lr == pytest.approx(3e-3 * (cfg.model.params_nonembedding / 1e4) ** -0.3)
+        assert cfg.model.D == 16 * cfg.model.H and cfg.model.F == 4 * cfg.model.D
+        assert cfg.train.checkpoint_every == 20  # from the base config
+    assert plan(load_sweep(tmp_path / "s.yaml")) == runs
+
+
+def test_two_points_with_one_shape_are_rejected(tmp_path):
+    spec = sweep_dict(grid={"explicit": {"params": [3e3, 3.1e3], "tokens": [3.84e4]}})
+    with pytest.raises(UserError, match=re.escape("two grid points give the same run n3.31K_t38.4K")):
+        plan(load_sweep(write_sweep(tmp_path / "s.yaml", spec)))
+
+
+def test_name_formats():
+    assert format_sci(1e13) == "1e13" and format_sci(3.5e12) == "3.5e12" and format_sci(9.9999e11) == "1e12"
+    assert format_count(52_400) == "52.4K" and format_count(1.2e6) == "1.2M" and format_count(999) == "999"
