@@ -74,22 +74,29 @@ class Attention(nnx.Module):
     def __call__(self, x_BxTxD: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array:
         cfg = self.cfg
         dtype = x_BxTxD.dtype
-        qkv = jnp.einsum("btd,dshk->sbthk", x_BxTxD, self.qkv_kernel_Dx3xHxK[...].astype(dtype))
-        qkv = qkv + self.qkv_bias_3xHxK[...].astype(dtype)[:, None, None]
-        q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = (constrain(t, "heads_BxTxHxK") for t in qkv)
+        B, T, D = x_BxTxD.shape
+        H, K = cfg.H, cfg.head_dim
+        # One [B*T, D] x [D, 3*H*K] matmul: 2-D operands let XLA's dot take transposed inputs in the
+        # backward pass instead of copying activations into a canonical layout first.
+        w_Dx3HK = self.qkv_kernel_Dx3xHxK[...].astype(dtype).reshape(D, 3 * H * K)
+        qkv_Nx3HK = x_BxTxD.reshape(B * T, D) @ w_Dx3HK + self.qkv_bias_3xHxK[...].astype(dtype).reshape(-1)
+        qkv_3xBxTxHxK = jnp.moveaxis(qkv_Nx3HK.reshape(B, T, 3, H, K), 2, 0)
+        q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = (constrain(t, "heads_BxTxHxK") for t in qkv_3xBxTxHxK)
         if cfg.pos_encoding == "rope":
             q_BxTxHxK = apply_rope(q_BxTxHxK, positions_T, cfg.rope_base)
             k_BxTxHxK = apply_rope(k_BxTxHxK, positions_T, cfg.rope_base)
-        q_BxTxHxK = q_BxTxHxK * jnp.asarray(1.0 / math.sqrt(cfg.head_dim), dtype)
-        scores_BxHxTxS = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxTxHxK).astype(jnp.float32)
-        T = x_BxTxD.shape[1]
+        # Head-major [B, H, T, K] puts the batch dimensions first, the layout batched dots want.
+        q_BxHxTxK, k_BxHxTxK, v_BxHxTxK = (t.transpose(0, 2, 1, 3) for t in (q_BxTxHxK, k_BxTxHxK, v_BxTxHxK))
+        q_BxHxTxK = q_BxHxTxK * jnp.asarray(1.0 / math.sqrt(K), dtype)
+        scores_BxHxTxS = jnp.einsum("bhtk,bhsk->bhts", q_BxHxTxK, k_BxHxTxK).astype(jnp.float32)
         causal_TxS = jnp.tril(jnp.ones((T, T), jnp.bool_))
         scores_BxHxTxS = jnp.where(causal_TxS, scores_BxHxTxS, jnp.finfo(jnp.float32).min)
         probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(dtype)
         probs_BxHxTxS = dropout(probs_BxHxTxS, cfg.dropout, key)
-        out_BxTxHxK = jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxTxHxK)
-        y_BxTxD = jnp.einsum("bthk,hkd->btd", out_BxTxHxK, self.out_kernel_HxKxD[...].astype(dtype))
-        return y_BxTxD + self.out_bias_D[...].astype(dtype)
+        out_BxHxTxK = jnp.einsum("bhts,bhsk->bhtk", probs_BxHxTxS, v_BxHxTxK)
+        out_NxHK = out_BxHxTxK.transpose(0, 2, 1, 3).reshape(B * T, H * K)
+        y_NxD = out_NxHK @ self.out_kernel_HxKxD[...].astype(dtype).reshape(H * K, D)
+        return (y_NxD + self.out_bias_D[...].astype(dtype)).reshape(B, T, D)
 
 
 class MLP(nnx.Module):
@@ -102,9 +109,13 @@ class MLP(nnx.Module):
 
     def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
         dtype = x_BxTxD.dtype
-        h_BxTxF = x_BxTxD @ self.fc_kernel_DxF[...].astype(dtype) + self.fc_bias_F[...].astype(dtype)
-        h_BxTxF = constrain(jax.nn.gelu(h_BxTxF, approximate=True), "hidden_BxTxF")
-        return h_BxTxF @ self.proj_kernel_FxD[...].astype(dtype) + self.proj_bias_D[...].astype(dtype)
+        B, T, D = x_BxTxD.shape
+        x_NxD = x_BxTxD.reshape(B * T, D)  # 2-D matmuls: see Attention
+        h_NxF = x_NxD @ self.fc_kernel_DxF[...].astype(dtype) + self.fc_bias_F[...].astype(dtype)
+        h_BxTxF = constrain(jax.nn.gelu(h_NxF, approximate=True).reshape(B, T, -1), "hidden_BxTxF")
+        h_NxF = h_BxTxF.reshape(B * T, -1)
+        y_NxD = h_NxF @ self.proj_kernel_FxD[...].astype(dtype) + self.proj_bias_D[...].astype(dtype)
+        return y_NxD.reshape(B, T, D)
 
 
 class Block(nnx.Module):
@@ -172,13 +183,15 @@ class GPT(nnx.Module):
 
     def logits(self, h_BxTxD: jax.Array) -> jax.Array:
         """Float32 logits: the unembedding accumulates in float32 whatever the compute dtype."""
+        B, T, D = h_BxTxD.shape
+        h_NxD = h_BxTxD.reshape(B * T, D)  # 2-D matmul: see Attention
         if self.cfg.tie_embeddings:
             w_VxD = self.wte.table.astype(h_BxTxD.dtype)
-            out = jnp.einsum("btd,vd->btv", h_BxTxD, w_VxD, preferred_element_type=jnp.float32)
+            out_NxV = jnp.einsum("nd,vd->nv", h_NxD, w_VxD, preferred_element_type=jnp.float32)
         else:
             w_DxV = self.unembed.kernel_DxV[...].astype(h_BxTxD.dtype)
-            out = jnp.einsum("btd,dv->btv", h_BxTxD, w_DxV, preferred_element_type=jnp.float32)
-        return constrain(out, "logits_BxTxV")
+            out_NxV = jnp.einsum("nd,dv->nv", h_NxD, w_DxV, preferred_element_type=jnp.float32)
+        return constrain(out_NxV.reshape(B, T, -1), "logits_BxTxV")
 
     def __call__(self, tokens_BxT: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
         return self.logits(self.hidden(tokens_BxT, dropout_key))
