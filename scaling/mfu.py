@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 # (substrings that must all occur in the lower-cased device kind, peak FLOP/s, name); first match wins,
-# so more specific entries come first. JAX reports v5e as "TPU v5 lite", v5p as "TPU v5", v6e as "TPU v6 lite".
+# so more specific entries come first. JAX names v5e "TPU v5 lite", v5p "TPU v5", v6e "TPU v6 lite".
 PEAK_BF16_FLOPS: tuple[tuple[tuple[str, ...], float, str], ...] = (
     (("tpu v4",), 275e12, "TPU v4"),
     (("tpu v5 lite",), 197e12, "TPU v5e"),
