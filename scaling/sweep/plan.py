@@ -78,8 +78,8 @@ def plan(spec: SweepSpec) -> tuple[PlannedRun, ...]:
     runs: list[PlannedRun] = []
     if spec.grid.isoflop is not None:
         for i, budget in enumerate(spec.grid.isoflop):
-            entry = f"grid.isoflop[{i}] (flops {budget.flops:.3g})"
             for target in np.geomspace(*budget.params, budget.points):
+                entry = f"grid.isoflop[{i}] (flops {budget.flops:.3g}, params {target:.3g})"
                 model = spec.recipe.shape.shape_for(float(target), base_model)
                 tokens = budget.flops / model.flops_per_token
                 name = f"c{format_sci(budget.flops)}_n{format_count(model.params_nonembedding)}"

@@ -42,7 +42,7 @@ BAD_SWEEPS = {
                 ]
             )
         ),
-        "grid.isoflop[1] (flops 1e+08): run c1e8_n3.31K",
+        "grid.isoflop[1] (flops 1e+08, params 3e+03): run c1e8_n3.31K",
     ),
     "mesh does not divide": (
         sweep_dict(
