@@ -1,0 +1,102 @@
+"""Key/value-cached forward pass of `scaling.model.GPT`, reusing its parameters and helpers.
+
+The cache holds every layer's keys and values for S slots. One function, `forward_cached`, runs P new
+positions starting at position `start`: with the empty cache and the prompt it is the prefill; with one
+token it is a decode step that costs one position instead of a re-run of the prefix. Queries attend to
+the slots at or before their own position; unwritten slots are masked, so the logits equal the full
+forward pass's (the parity test checks every step, for every position encoding).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from scaling.model import GPT, Block, apply_rope, sinusoidal_table
+
+
+class KVCache(NamedTuple):
+    """Keys and values of all layers, [L, B, S, H, K], in the model's compute dtype."""
+
+    k_LxBxSxHxK: jax.Array
+    v_LxBxSxHxK: jax.Array
+
+    @property
+    def size(self) -> int:
+        return self.k_LxBxSxHxK.shape[2]
+
+
+def empty_cache(model: GPT, batch: int, size: int) -> KVCache:
+    cfg = model.cfg
+    if not 1 <= size <= cfg.T:
+        raise ValueError(f"cache size must be in [1, T={cfg.T}], got {size}")
+    shape = (cfg.L, batch, size, cfg.H, cfg.head_dim)
+    dtype = jnp.dtype(cfg.compute_dtype)
+    return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+
+def _embed(model: GPT, tokens_BxP: jax.Array, start: jax.Array) -> jax.Array:
+    cfg = model.cfg
+    x_BxPxD = jnp.take(model.wte.table, tokens_BxP, axis=0)
+    P = tokens_BxP.shape[1]
+    if cfg.pos_encoding == "learned":
+        x_BxPxD = x_BxPxD + jax.lax.dynamic_slice_in_dim(model.wpe.table, start, P)[None]
+    elif cfg.pos_encoding == "sinusoidal":
+        x_BxPxD = x_BxPxD + jax.lax.dynamic_slice_in_dim(sinusoidal_table(cfg.T, cfg.D), start, P)[None]
+    return x_BxPxD.astype(jnp.dtype(cfg.compute_dtype))
+
+
+def _attend(
+    block: Block,
+    x_BxPxD: jax.Array,
+    positions_P: jax.Array,
+    start: jax.Array,
+    cache: KVCache,
+    layer: int,
+) -> tuple[jax.Array, KVCache]:
+    """The block's attention for P new positions; returns its output and the cache with them written.
+
+    The write is a dynamic update of the stacked [L, ...] arrays, which XLA does in place in a loop carry.
+    """
+    attn = block.attn
+    cfg = attn.cfg
+    dtype = x_BxPxD.dtype
+    qkv = jnp.einsum("bpd,dshk->sbphk", x_BxPxD, attn.qkv_kernel_Dx3xHxK[...].astype(dtype))
+    q_BxPxHxK, k_BxPxHxK, v_BxPxHxK = qkv + attn.qkv_bias_3xHxK[...].astype(dtype)[:, None, None]
+    if cfg.pos_encoding == "rope":
+        q_BxPxHxK = apply_rope(q_BxPxHxK, positions_P, cfg.rope_base)
+        k_BxPxHxK = apply_rope(k_BxPxHxK, positions_P, cfg.rope_base)
+    at = (layer, 0, start, 0, 0)
+    cache = KVCache(
+        jax.lax.dynamic_update_slice(cache.k_LxBxSxHxK, k_BxPxHxK[None].astype(cache.k_LxBxSxHxK.dtype), at),
+        jax.lax.dynamic_update_slice(cache.v_LxBxSxHxK, v_BxPxHxK[None].astype(cache.v_LxBxSxHxK.dtype), at),
+    )
+    k_BxSxHxK, v_BxSxHxK = cache.k_LxBxSxHxK[layer], cache.v_LxBxSxHxK[layer]
+    q_BxPxHxK = q_BxPxHxK * jnp.asarray(1.0 / math.sqrt(cfg.head_dim), dtype)
+    scores_BxHxPxS = jnp.einsum("bphk,bshk->bhps", q_BxPxHxK, k_BxSxHxK).astype(jnp.float32)
+    visible_PxS = jnp.arange(k_BxSxHxK.shape[1])[None, :] <= positions_P[:, None]
+    scores_BxHxPxS = jnp.where(visible_PxS, scores_BxHxPxS, jnp.finfo(jnp.float32).min)
+    probs_BxHxPxS = jax.nn.softmax(scores_BxHxPxS, axis=-1).astype(dtype)
+    out_BxPxHxK = jnp.einsum("bhps,bshk->bphk", probs_BxHxPxS, v_BxSxHxK)
+    y_BxPxD = jnp.einsum("bphk,hkd->bpd", out_BxPxHxK, attn.out_kernel_HxKxD[...].astype(dtype))
+    return y_BxPxD + attn.out_bias_D[...].astype(dtype), cache
+
+
+def forward_cached(
+    model: GPT, tokens_BxP: jax.Array, cache: KVCache, start: jax.Array | int
+) -> tuple[jax.Array, KVCache]:
+    """Float32 logits [B, P, V] of P new tokens at positions start..start+P-1, and the updated cache.
+
+    The caller keeps start + P <= cache.size (inside jit an overflowing write would be clamped silently).
+    """
+    start = jnp.asarray(start, jnp.int32)
+    positions_P = start + jnp.arange(tokens_BxP.shape[1], dtype=jnp.int32)
+    x_BxPxD = _embed(model, tokens_BxP, start)
+    for layer, block in enumerate(model.blocks):
+        y_BxPxD, cache = _attend(block, block.ln1(x_BxPxD), positions_P, start, cache, layer)
+        x_BxPxD = x_BxPxD + y_BxPxD
+        x_BxPxD = x_BxPxD + block.mlp(block.ln2(x_BxPxD))
+    return model.logits(model.ln_f(x_BxPxD)), cache
