@@ -248,9 +248,10 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                 tps = B * T * len(window) / sum(window) if sum(window) > 0 else float("nan")
                 bar.update(1)
                 bar.set_postfix(loss=f"{host['loss']:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-                if is_main and (
-                    step % cfg.train.log_every == 0 or step == S or step % cfg.train.eval_every == 0
-                ):
+                evaluating = step % cfg.train.eval_every == 0 or step == S
+                if evaluating:  # every process takes part: evaluation runs collectives
+                    record.last_val_loss = evaluate(cfg, dataset, eval_step, params, mesh)
+                if is_main and (evaluating or step % cfg.train.log_every == 0):
                     row = {
                         "step": step,
                         "tokens": step * B * T,
@@ -262,8 +263,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                         "tokens_per_second": tps,
                         "mfu": mfu(tps * cfg.model.flops_per_token, jax.device_count(), peak),
                     }
-                    if step % cfg.train.eval_every == 0 or step == S:
-                        record.last_val_loss = evaluate(cfg, dataset, eval_step, params, mesh)
+                    if evaluating:
                         row["val_loss"] = record.last_val_loss
                     run.append_metrics(row)
                 return True
