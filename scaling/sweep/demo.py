@@ -41,9 +41,9 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
     largest = max(row["flops"] for row in rows)
     target = EXTRAPOLATION * largest
-    if importlib.util.find_spec("scaling.fitting") is None:
+    if importlib.util.find_spec("scaling.fitting.cli") is None:
         print(
-            f"the fitter (scaling.fitting) is not installed in this checkout: fit {table} with\n"
+            f"the fitter's CLI (scaling.fitting.cli) is not in this checkout yet: fit {table} with\n"
             f"  scaling fit {table} --out {ledger.sweep_dir / 'fit.json'}\n"
             f"  scaling predict {ledger.sweep_dir / 'fit.json'} --compute {target:.3g}"
         )
