@@ -1,4 +1,4 @@
-"""Learning, not only running: a short run on real text beats the corpus's unigram entropy by a wide margin."""
+"""Learning, not only running: a short run on real text beats the unigram entropy of its corpus."""
 
 from __future__ import annotations
 
