@@ -66,7 +66,9 @@ def test_bad_config_is_one_line(tmp_path, capsys, data_cache, change, needles):
 def test_empty_corpus(tmp_path, capsys, data_cache):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "a.txt").write_text("\n\n")
-    path = write_config(tmp_path / "r.yaml", tiny_run_config(data_cache, data={"corpus": str(tmp_path / "empty")}))
+    path = write_config(
+        tmp_path / "r.yaml", tiny_run_config(data_cache, data={"corpus": str(tmp_path / "empty")})
+    )
     expect_one_line_error(*run_cli(capsys, str(path), "--out", str(tmp_path / "o")), "empty")
 
 

@@ -31,9 +31,24 @@ def test_two_processes_match_one_process_with_the_same_devices(tmp_path, data_ca
     coordinator = f"127.0.0.1:{free_port()}"
     procs = [
         subprocess.Popen(
-            scaling_cmd("train", str(path), "--out", str(multi), "--no-progress", "--coordinator", coordinator,
-                        "--num-processes", "2", "--process-id", str(i)),
-            env=run_env(devices=2), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            scaling_cmd(
+                "train",
+                str(path),
+                "--out",
+                str(multi),
+                "--no-progress",
+                "--coordinator",
+                coordinator,
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ),
+            env=run_env(devices=2),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]
