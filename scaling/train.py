@@ -178,6 +178,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     try:
         record = _Progress()
+        state_start = time.perf_counter()
         latest = store.latest_step()
         if latest is not None:
             _check_resume_matches(store.read_meta(latest), dataset, cfg, run.path)
@@ -187,6 +188,8 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
         else:
             params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
             start = 0
+        jax.block_until_ready(params)
+        timings = {"state_seconds": time.perf_counter() - state_start}
         if is_main:
             run.truncate_metrics(start)
             log_shardings(params)
@@ -214,8 +217,12 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
         with jax.set_mesh(mesh):
             compile_start = time.perf_counter()
             compiled = step_fn.lower(params, opt_state, batch_at(start), jnp.int32(start)).compile()
-            compile_seconds = time.perf_counter() - compile_start
-            log.info("train step compiled in %.1f s; memory: %s", compile_seconds, compiled.memory_analysis())
+            timings["compile_seconds"] = time.perf_counter() - compile_start
+            log.info(
+                "train step compiled in %.1f s; memory: %s",
+                timings["compile_seconds"],
+                compiled.memory_analysis(),
+            )
 
             peak = peak_flops_per_device()
             flops_per_step = cfg.model.flops_per_token * B * T
@@ -268,7 +275,6 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                     run.append_metrics(row)
                 return True
 
-            session_start = time.perf_counter()
             pending: tuple[int, dict, float] | None = None
             tick = time.perf_counter()
             step = start
@@ -278,6 +284,9 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                     status = "diverged"
                     break
                 step = i + 1
+                if i == start:
+                    jax.block_until_ready(metrics)
+                    timings["startup_seconds"] = time.perf_counter() - started
                 must_sync = (
                     step == S or step % cfg.train.checkpoint_every == 0 or step % cfg.train.eval_every == 0
                 )
@@ -293,7 +302,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                         break
                     tick = time.perf_counter()
                     if step % cfg.train.checkpoint_every == 0 or step == S or stop["stop"]:
-                        _save(store, step, params, opt_state, record, dataset, cfg, session_start)
+                        _save(store, step, params, opt_state, record, dataset, cfg, started)
                         tick = time.perf_counter()
                     if stop["stop"]:
                         status = "interrupted"
@@ -305,14 +314,14 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                 status = "completed"
     finally:
         store.close()
-    record.wall_seconds += time.perf_counter() - session_start + (session_start - started)
-    summary = _summary(cfg, dataset, record, status, step, peak, compile_seconds)
+    record.wall_seconds += time.perf_counter() - started
+    summary = _summary(cfg, dataset, record, status, step, peak, timings)
     if is_main:
         run.write_summary(summary)
     return summary
 
 
-def _save(store, step, params, opt_state, record, dataset, cfg, session_start) -> None:
+def _save(store, step, params, opt_state, record, dataset, cfg, started) -> None:
     meta = {
         "step": step,
         "encoding": cfg.data.encoding,
@@ -320,13 +329,15 @@ def _save(store, step, params, opt_state, record, dataset, cfg, session_start) -
         "data_fingerprint": dataset.fingerprint,
         "progress": {
             **record.__dict__,
-            "wall_seconds": record.wall_seconds + time.perf_counter() - session_start,
+            "wall_seconds": record.wall_seconds + time.perf_counter() - started,
         },
     }
     store.save(step, params, opt_state, meta)
 
 
-def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, compile_seconds: float) -> dict:
+def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, timings: dict) -> dict:
+    """The run's record for the fitter; `timings` are this session's start-up costs (init or restore,
+    compile, and start to end of the first step)."""
     m = cfg.model
     tokens = step * cfg.tokens_per_step
     tps = record.steps_timed * cfg.tokens_per_step / record.step_seconds if record.step_seconds else None
@@ -344,7 +355,7 @@ def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, comp
         "final_train_loss": float(np.mean(record.recent_losses)) if record.recent_losses else None,
         "final_val_loss": record.last_val_loss,
         "wall_seconds": record.wall_seconds,
-        "compile_seconds": compile_seconds,
+        **timings,
         "tokens_per_second": tps,
         "mfu": mfu(tps * m.flops_per_token, jax.device_count(), peak) if tps else None,
         "peak_flops_source": peak.source,

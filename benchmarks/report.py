@@ -1,0 +1,40 @@
+"""Shared by the benchmark scripts: the machine line and section-wise updates of benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line() -> str:
+    """Date, CPU, cores and load: absolute times on shared machines drift, so every figure says where from."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = "/".join(f"{v:.1f}" for v in os.getloadavg())
+    return f"{now}, {cpu_model()}, {os.cpu_count()} cores, load average {load} (1/5/15 min) at the start"
+
+
+def write_section(section: str, text: str, path: Path = RESULTS) -> None:
+    """Replace (or append) one `## ...` section, leaving the other benchmarks' sections alone."""
+    content = path.read_text() if path.exists() else "# Benchmark results\n"
+    head, found, rest = content.partition(section)
+    tail = ""
+    if found:
+        next_section = rest.find("\n## ")
+        tail = rest[next_section:] if next_section >= 0 else ""
+    body = f"{section}\n\n{text.rstrip()}\n"
+    new = f"{head.rstrip()}\n\n{body}{tail}" if found else f"{content.rstrip()}\n\n{body}"
+    path.write_text(new.rstrip() + "\n")
