@@ -1,0 +1,89 @@
+"""`FitResult`: what every law's fit returns and what FIT.json holds (exact floats, never rounded).
+
+JSON keeps Python's shortest round-trip float repr, so `FitResult.load(path)` gives back bit-identical
+parameters. Bootstrap samples are stored so `scaling predict` can give intervals for any new point.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.errors import UserError
+
+LAWS = ("chinchilla", "compute", "isoflop", "envelope", "kaplan")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted law.
+
+    params: point estimates under the papers' names (e.g. E, A, B, alpha, beta; plus a, b, G for chinchilla).
+    intervals: percentile bootstrap intervals (at `confidence`) of the same names.
+    samples: bootstrap estimates, one list per name (empty when bootstrap was off).
+    objective: the minimised objective (sum of Huber losses for chinchilla/compute/kaplan; None otherwise).
+    conventions: parameter count, FLOPs convention, C/(N D), loss column, Huber delta, points used, ...
+    diagnostics: grid size, converged starts, boundary flags, warnings.
+    table: source path, column mapping and sha256 of the input.
+    extra: law-specific data for plots (IsoFLOP minima per budget, envelope points, ...).
+    """
+
+    law: str
+    params: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    samples: dict[str, list[float]]
+    objective: float | None
+    n_runs: int
+    confidence: float
+    conventions: dict[str, Any]
+    diagnostics: dict[str, Any]
+    table: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sample_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.samples.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(_plain(asdict(self)), indent=1, allow_nan=True)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.to_json() + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FitResult:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"fit file {path} does not exist (make it with `scaling fit TABLE --out {path}`)")
+        try:
+            data = json.loads(path.read_text())
+            if data.get("law") not in LAWS:
+                raise UserError(f"{path}: unknown law {data.get('law')!r}")
+            data["intervals"] = {k: tuple(v) for k, v in data["intervals"].items()}
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError, AttributeError, KeyError) as err:
+            raise UserError(f"{path} is not a FIT.json written by `scaling fit`: {err}") from None
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    return obj
