@@ -177,17 +177,8 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
     layout = make_layout(cfg.model, tx, mesh)
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     try:
-        record = _Progress()
         state_start = time.perf_counter()
-        latest = store.latest_step()
-        if latest is not None:
-            _check_resume_matches(store.read_meta(latest), dataset, cfg, run.path)
-            params, opt_state, meta = store.restore(latest, layout)
-            record = _Progress(**meta["progress"])
-            start = latest
-        else:
-            params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
-            start = 0
+        params, opt_state, record, start = _restore_or_init(store, layout, cfg, tx, dataset, run.path)
         jax.block_until_ready(params)
         timings = {"state_seconds": time.perf_counter() - state_start}
         if is_main:
@@ -225,7 +216,6 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
             )
 
             peak = peak_flops_per_device()
-            flops_per_step = cfg.model.flops_per_token * B * T
             status = "running"
             bar = tqdm(
                 total=S,
@@ -262,7 +252,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                     row = {
                         "step": step,
                         "tokens": step * B * T,
-                        "flops": step * flops_per_step,
+                        "flops": step * B * T * cfg.model.flops_per_token,
                         "train_loss": host["loss"],
                         "lr": float(schedule(step - 1)),
                         "grad_norm": host["grad_norm"],
@@ -319,6 +309,17 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
     if is_main:
         run.write_summary(summary)
     return summary
+
+
+def _restore_or_init(store: CheckpointStore, layout: StateLayout, cfg: RunConfig, tx, dataset, path: Path):
+    """The latest checkpoint's state and progress record, or a fresh state at step 0."""
+    latest = store.latest_step()
+    if latest is None:
+        params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
+        return params, opt_state, _Progress(), 0
+    _check_resume_matches(store.read_meta(latest), dataset, cfg, path)
+    params, opt_state, meta = store.restore(latest, layout)
+    return params, opt_state, _Progress(**meta["progress"]), latest
 
 
 def _save(store, step, params, opt_state, record, dataset, cfg, started) -> None:
