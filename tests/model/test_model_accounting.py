@@ -1,0 +1,89 @@
+"""ModelConfig's parameter and FLOP counts against independent counts taken from the real model."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from scaling.loss import cross_entropy_sum
+from scaling.model import GPT
+from scaling.model_config import ModelConfig
+
+SHAPES = [
+    ModelConfig(V=97, T=16, D=32, L=1, H=2),
+    ModelConfig(V=97, T=16, D=32, L=2, H=4, tie_embeddings=False),
+    ModelConfig(V=256, T=24, D=48, L=3, H=3, F=100, pos_encoding="sinusoidal"),
+    ModelConfig(V=256, T=24, D=48, L=3, H=3, pos_encoding="rope", tie_embeddings=False),
+    ModelConfig(V=500, T=64, D=64, L=2, H=4, pos_encoding="rope"),
+]
+EMBEDDING_TABLES = {"wte/embedding_VxD", "wpe/embedding_TxD", "unembed/kernel_DxV"}
+
+
+def _param_sizes(cfg: ModelConfig) -> dict[str, int]:
+    params = nnx.state(nnx.eval_shape(lambda: GPT(cfg, nnx.Rngs(0))), nnx.Param)
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    name = lambda path: jax.tree_util.keystr(path, simple=True, separator="/").removesuffix("/value")  # noqa: E731
+    return {name(path): math.prod(x.shape) for path, x in leaves}
+
+
+@pytest.mark.parametrize("cfg", SHAPES, ids=lambda c: f"D{c.D}L{c.L}{c.pos_encoding}tie{c.tie_embeddings}")
+def test_param_counts_equal_array_sizes(cfg: ModelConfig) -> None:
+    sizes = _param_sizes(cfg)
+    embedding = sum(n for name, n in sizes.items() if name in EMBEDDING_TABLES)
+    assert sum(sizes.values()) == cfg.params
+    assert embedding == cfg.params_embedding
+    assert sum(sizes.values()) - embedding == cfg.params_nonembedding
+
+
+def _dot_flops(jaxpr: jax.extend.core.Jaxpr) -> int:
+    """2 x (output size) x (contracted size) summed over every dot_general, nested jaxprs included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+            lhs_shape = eqn.invars[0].aval.shape
+            contracted = math.prod(lhs_shape[d] for d in lhs_contract)
+            total += 2 * math.prod(eqn.outvars[0].aval.shape) * contracted
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple | list) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if isinstance(inner, jax.extend.core.Jaxpr):
+                    assert eqn.primitive.name != "scan", "scan bodies would need their trip count"
+                    total += _dot_flops(inner)
+    return total
+
+
+@pytest.mark.parametrize("cfg", SHAPES, ids=lambda c: f"D{c.D}L{c.L}{c.pos_encoding}tie{c.tie_embeddings}")
+def test_flops_per_token_match_the_traced_matmuls(cfg: ModelConfig) -> None:
+    """Forward: the matmuls in the traced forward pass; training: those of value_and_grad of the loss."""
+    B = 2
+    graphdef, params = nnx.split(nnx.eval_shape(lambda: GPT(cfg, nnx.Rngs(0))))
+    tokens_BxT1 = jnp.zeros((B, cfg.T + 1), jnp.int32)
+
+    def logits(p):
+        return nnx.merge(graphdef, p)(tokens_BxT1[:, :-1])
+
+    def loss(p):
+        return cross_entropy_sum(logits(p), tokens_BxT1[:, 1:])[0]
+
+    tokens = B * cfg.T
+    forward = _dot_flops(jax.make_jaxpr(logits)(params).jaxpr) / tokens
+    training = _dot_flops(jax.make_jaxpr(jax.value_and_grad(loss))(params).jaxpr) / tokens
+    assert forward == pytest.approx(cfg.forward_flops_per_token, rel=0.02)
+    assert training == pytest.approx(cfg.flops_per_token, rel=0.02)
+
+
+def test_flops_per_token_against_a_float64_hand_count() -> None:
+    """GPT-2 small's published shape, counted per matmul in float64 (Kaplan et al. 2020, table 1 layout)."""
+    cfg = ModelConfig(V=50257, T=1024, D=768, L=12, H=12)
+    D, F, T, V, L = (np.float64(x) for x in (cfg.D, cfg.F, cfg.T, cfg.V, cfg.L))
+    per_layer = 2 * D * 3 * D + 2 * T * D + 2 * T * D + 2 * D * D + 2 * D * F + 2 * F * D
+    forward = L * per_layer + 2 * D * V
+    assert cfg.forward_flops_per_token == pytest.approx(forward, rel=1e-12)
+    assert cfg.flops_per_token == pytest.approx(3 * forward, rel=1e-12)
+    assert cfg.params == 124_439_808  # the well-known "124M" (tied, learned positions)
