@@ -94,8 +94,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, s in summaries.items():
         print(
-            f"| {name} | {s['init']} | {s['lm_weight']} | {s['test_accuracy']:.3f} | {s['test_task_loss']:.3f} | "
-            f"{s['final']['train_accuracy']:.3f} | {s['wall_seconds']:.0f} |"
+            f"| {name} | {s['init']} | {s['lm_weight']} | {s['test_accuracy']:.3f} | "
+            f"{s['test_task_loss']:.3f} | {s['final']['train_accuracy']:.3f} | {s['wall_seconds']:.0f} |"
         )
 
 
