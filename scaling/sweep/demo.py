@@ -34,13 +34,12 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     states = launcher.run()
     print(format_table(states, list(runs)))
-    table, rows = write_results(runs, ledger, spec.recipe.name)
+    table, _ = write_results(runs, ledger, spec.recipe.name)
     print(f"wrote {table}")
     if not all(s.status == "completed" for s in states):
         print("some runs did not complete: rerun `scaling demo` to resume (--retry-failed to retry failures)")
         return 1
-    largest = max(row["flops"] for row in rows)
-    target = EXTRAPOLATION * largest
+    target = EXTRAPOLATION * max(run.budget or run.flops for run in runs)
     if importlib.util.find_spec("scaling.fitting.cli") is None:
         print(
             f"the fitter's CLI (scaling.fitting.cli) is not in this checkout yet: fit {table} with\n"
@@ -50,7 +49,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return 0
     fit = ledger.sweep_dir / "fit.json"
     for command in (
-        ["fit", str(table), "--out", str(fit)],
+        ["fit", str(table), "--out", str(fit), *(["--no-progress"] if args.no_progress else [])],
         ["plot", str(fit), "--out", str(ledger.sweep_dir / "fit.png")],
         ["predict", str(fit), "--compute", f"{target:.6g}"],
     ):
