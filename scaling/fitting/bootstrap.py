@@ -13,7 +13,9 @@ import numpy as np
 def resample_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n) float64 counts of each run in each resample (every row sums to n)."""
     draws = rng.integers(0, n, size=(n_boot, n))
-    return np.stack([np.bincount(row, minlength=n) for row in draws]).astype(np.float64)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), draws.ravel()), 1.0)
+    return counts
 
 
 def resample_groups(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:

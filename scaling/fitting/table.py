@@ -298,3 +298,15 @@ def _run_dirs(frame: pd.DataFrame, column: str, source: Path) -> tuple[str | Non
         path = Path(value)
         out.append(str(path if path.is_absolute() else (base / path)))
     return tuple(out)
+
+
+def frontier_mask(C: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """Runs with a lower loss than every run of smaller (or equal, listed earlier) compute."""
+    order = np.lexsort((L, C))
+    mask = np.zeros(C.size, dtype=bool)
+    best = np.inf
+    for i in order:
+        if L[i] < best:
+            mask[i] = True
+            best = L[i]
+    return mask
