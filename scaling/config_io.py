@@ -7,6 +7,7 @@ before any compute is spent instead of silently falling back to a default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,21 @@ import yaml
 from scaling.errors import UserError
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` (no dot) as a string; researchers write learning rates that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
 
 
 def _type_name(tp: Any) -> str:
@@ -50,7 +66,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if len(args) != len(value):
             raise UserError(f"{where}: expected {len(args)} items, got {len(value)}")
         return tuple(
-            _convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True))
+            _convert(v, a, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
         )
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
@@ -123,7 +139,7 @@ def apply_overrides(mapping: dict, overrides: list[str]) -> dict:
             if not isinstance(child, dict):
                 raise UserError(f"override {item!r}: {part!r} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_yaml(raw)
     return result
 
 
@@ -137,7 +153,7 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not valid YAML: {err}") from None
     if data is None:

@@ -6,3 +6,11 @@ class UserError(Exception):
 
     The message must say what is wrong and how to fix it; the CLI prints it as `error: <message>`.
     """
+
+    exit_code = 2
+
+
+class RunInUse(UserError):
+    """Another process holds the run directory's lock; a launcher should wait, not record a failure."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from scaling.checkpoint import CheckpointStore
 from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset, train_batch
-from scaling.errors import UserError
+from scaling.errors import RunInUse, UserError
 from scaling.loss import cross_entropy_sum
 from scaling.mfu import mfu, peak_flops_per_device
 from scaling.optimizer import make_optimizer, make_schedule
@@ -63,7 +63,7 @@ def _exclusive(run: RunDir, enabled: bool):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"run directory {run.path} is in use by another training process") from None
+            raise RunInUse(f"run directory {run.path} is in use by another training process") from None
         try:
             yield
         finally:
@@ -356,6 +356,7 @@ def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, timi
         "final_train_loss": float(np.mean(record.recent_losses)) if record.recent_losses else None,
         "final_val_loss": record.last_val_loss,
         "wall_seconds": record.wall_seconds,
+        "step_seconds": record.step_seconds,
         **timings,
         "tokens_per_second": tps,
         "mfu": mfu(tps * m.flops_per_token, jax.device_count(), peak) if tps else None,

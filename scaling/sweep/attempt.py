@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from scaling.errors import RunInUse
 from scaling.sweep.ledger import Claim, Ledger, trainer_lock_free
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.status import RETRYABLE, RunState, is_completed, run_state
 
 Action = Literal["start", "skip", "wait"]
 Outcome = Literal["completed", "diverged", "failed", "interrupted", "busy"]
-BUSY_MESSAGE = "in use by another training process"
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,13 @@ def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
 
 def classify_exit(run: PlannedRun, code: int, summary: dict | None, log_tail: str) -> tuple[Outcome, str]:
     """Outcome of a `scaling train` process from its exit code (0 completed, 1 diverged or interrupted,
-    2 a user error), its fresh summary and the end of its log."""
+    2 a user error, 75 the run directory locked by another trainer), its fresh summary and its log's end."""
     if code == 0 and is_completed(run, summary):
         return "completed", ""
     if code == 1 and summary is not None and summary.get("status") in ("diverged", "interrupted"):
         status = summary["status"]
         return status, f"{status} at step {summary.get('steps')}"
-    if BUSY_MESSAGE in log_tail:
+    if code == RunInUse.exit_code:
         return "busy", ""
     if code < 0:
         return "failed", f"killed by signal {-code}"

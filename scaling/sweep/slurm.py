@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import UserError
-from scaling.sweep.attempt import BUSY_MESSAGE, decide, finish
+from scaling.errors import RunInUse, UserError
+from scaling.sweep.attempt import decide, finish
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.spec import SlurmConfig
@@ -47,10 +47,12 @@ def run_task(task: Task) -> str:
     ledger.record(task.run.name, "started", slot="slurm task")
     try:
         summary = train(task.run.config, ledger.run_dir(task.run.name), progress=False)
+    except RunInUse:
+        finish(task.run, ledger, decision.claim, "busy", "")
+        return "busy"
     except UserError as err:
-        outcome = "busy" if BUSY_MESSAGE in str(err) else "failed"
-        finish(task.run, ledger, decision.claim, outcome, f"error: {err}")
-        return outcome
+        finish(task.run, ledger, decision.claim, "failed", f"error: {err}")
+        return "failed"
     except Exception as err:
         finish(task.run, ledger, decision.claim, "failed", f"{type(err).__name__}: {err}"[:300])
         raise
