@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from scaling.errors import UserError
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"unexpected argument {item!r}: overrides look like dotted.key=value")
     from scaling.distributed import initialize
 
+    _enable_compilation_cache()
     initialize(args.coordinator, args.num_processes, args.process_id)
     from scaling.run_config import load_run_config
     from scaling.train import train
@@ -41,3 +43,18 @@ def run(args: argparse.Namespace) -> int:
     summary = train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
     print(json.dumps({k: summary[k] for k in ("status", "steps", "final_train_loss", "final_val_loss")}))
     return 0 if summary["status"] == "completed" else 1
+
+
+def _enable_compilation_cache() -> None:
+    """Reuse compiled steps across processes, so a resumed run skips most of its compile time.
+
+    JAX_COMPILATION_CACHE_DIR, when set, wins (an empty value turns the cache off).
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    import jax
+
+    from scaling.data.config import cache_root
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_root("") / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
