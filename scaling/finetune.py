@@ -185,8 +185,8 @@ def finetune(
     """Fine-tune the run's latest checkpoint on the task; save the model and return the summary it wrote."""
     started = time.perf_counter()
     target = _output_dir(run_dir, cfg, out)
+    data = task_data(cfg)  # bad task files fail before any restore or compile
     run = load_run(run_dir)
-    data = task_data(cfg)
     max_len = cfg.max_len or run.config.model.T
     if max_len > run.config.model.T:
         raise UserError(f"max_len={max_len} exceeds the model's context T={run.config.model.T}")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from scaling.cli import main
 from scaling.data import get_tokenizer
 from scaling.errors import UserError
 from scaling.finetune import FinetuneConfig, encode_examples, finetune, init_head, load_task_config, losses
@@ -122,3 +123,11 @@ def test_finetune_end_to_end_saves_a_loadable_model(tiny_run, tmp_path):
     assert reloaded.step == 30
     with pytest.raises(UserError, match="already holds a fine-tuned model"):
         finetune(tiny_run[0], cfg, tmp_path / "out", progress=False)
+
+
+def test_cli_reports_missing_labels_in_one_line(tiny_run, tmp_path, capsys):
+    task_file = _write_jsonl(tmp_path / "t.jsonl", [{"text": "a", "label": "x"}, {"text": "b"}])
+    (tmp_path / "t.yaml").write_text(f"name: t\njsonl: {task_file}\n")
+    assert main(["finetune", str(tiny_run[0]), str(tmp_path / "t.yaml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and 'the "label"' in err
