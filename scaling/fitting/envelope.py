@@ -98,13 +98,18 @@ def curve_matrix(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return grid, loss, tokens
 
 
-def _envelope_laws(grid, loss, tokens, sizes, start=None) -> dict[str, float]:
-    covered = np.isfinite(loss).any(axis=0)
+def envelope_points(grid, loss, tokens, sizes):
+    """(C, N_opt, D_opt, L) along the envelope, leaving out FLOPs where the smallest or the largest model
+    leads: there the optimum may lie outside the sampled sizes, and keeping those points flattens a."""
+    covered = np.flatnonzero(np.isfinite(loss).any(axis=0))
     win = np.argmin(loss[:, covered], axis=0)
-    c = grid[covered]
-    n_opt = sizes[win]
-    d_opt = tokens[win, np.flatnonzero(covered)]
-    l_env = loss[win, np.flatnonzero(covered)]
+    inner = (sizes[win] > sizes.min()) & (sizes[win] < sizes.max())
+    cols, win = covered[inner], win[inner]
+    return grid[cols], sizes[win], tokens[win, cols], loss[win, cols]
+
+
+def _envelope_laws(grid, loss, tokens, sizes, start=None) -> dict[str, float]:
+    c, n_opt, d_opt, l_env = envelope_points(grid, loss, tokens, sizes)
     nan = float("nan")
     if np.unique(n_opt).size < 2:
         return {"a": nan, "b": nan, "k_N": nan, "k_D": nan, "E": nan, "A": nan, "alpha": nan}
@@ -131,11 +136,12 @@ def fit_envelope(
     curves = load_curves(table, loss_key, smooth)
     grid, loss, tokens = curve_matrix(curves)
     sizes = np.array([c.N for c in curves])
-    winners = np.unique(sizes[np.argmin(loss[:, np.isfinite(loss).any(axis=0)], axis=0)])
+    env_c, env_n, env_d, env_l = envelope_points(grid, loss, tokens, sizes)
+    winners = np.unique(env_n)
     if winners.size < 2:
         raise UserError(
-            f"the envelope of {len(curves)} training curves is made by {winners.size} model size; "
-            "an envelope fit needs runs of several sizes that each lead somewhere"
+            f"the envelope of {len(curves)} training curves is led by {winners.size} size(s) other than "
+            "the smallest and largest; an envelope fit needs runs of several sizes that each lead somewhere"
         )
     params = _envelope_laws(grid, loss, tokens, sizes)
     rng = np.random.default_rng(seed)
@@ -145,9 +151,6 @@ def fit_envelope(
         idx = rng.integers(0, len(curves), len(curves))
         boot.append(_envelope_laws(grid, loss[idx], tokens[idx], sizes[idx], start))
     samples = {k: np.array([b[k] for b in boot], dtype=np.float64) for k in params}
-    covered = np.isfinite(loss).any(axis=0)
-    win = np.argmin(loss[:, covered], axis=0)
-    cols = np.flatnonzero(covered)
     return FitResult(
         law="envelope",
         params=params,
@@ -165,11 +168,6 @@ def fit_envelope(
         diagnostics={"envelope_sizes": int(winners.size), "bootstrap": n_boot, "seed": seed},
         table={},
         extra={
-            "envelope": {
-                "C": grid[covered].tolist(),
-                "L": loss[win, cols].tolist(),
-                "N": sizes[win].tolist(),
-                "D": tokens[win, cols].tolist(),
-            }
+            "envelope": {"C": env_c.tolist(), "L": env_l.tolist(), "N": env_n.tolist(), "D": env_d.tolist()}
         },
     )

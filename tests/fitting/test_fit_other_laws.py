@@ -1,0 +1,103 @@
+"""Recovery of the compute law, IsoFLOP (approach 2), envelope (approach 1) and Kaplan laws from synthetic
+tables with known parameters, and their bad-input errors."""
+
+import json
+
+import numpy as np
+import pytest
+from fit_helpers import HOFFMANN, chinchilla_loss, isoflop_table, make_table
+
+from scaling.errors import UserError
+from scaling.fitting import laws
+from scaling.fitting.compute_law import fit_compute
+from scaling.fitting.envelope import fit_envelope
+from scaling.fitting.isoflop import fit_isoflop
+from scaling.fitting.kaplan import fit_kaplan
+from scaling.fitting.table import FitWarning
+
+A_TRUE = HOFFMANN["beta"] / (HOFFMANN["alpha"] + HOFFMANN["beta"])
+
+
+def test_compute_law_recovery_on_the_frontier():
+    rng = np.random.default_rng(0)
+    true = {"E": 1.7, "A": 300.0, "alpha": 0.15}
+    C = np.geomspace(1e15, 1e21, 30)
+    L = laws.compute_loss(true, C) * np.exp(rng.normal(0, 0.002, C.size))
+    # Mis-sized runs above the frontier must not pull the fit.
+    C_all = np.concatenate([C, C[::3] * 1.01])
+    L_all = np.concatenate([L, L[::3] * 1.1])
+    fit = fit_compute(make_table(np.ones_like(C_all), C_all / 6, L_all, C=C_all), n_boot=40, progress=False)
+    assert fit.n_runs <= 30
+    assert fit.params["alpha"] == pytest.approx(true["alpha"], abs=0.02)
+    assert fit.params["E"] == pytest.approx(true["E"], rel=0.03)
+    lo, hi = fit.intervals["alpha"]
+    assert lo < true["alpha"] < hi
+
+
+def test_isoflop_recovers_compute_optimal_exponents():
+    fit = fit_isoflop(isoflop_table(), n_boot=100)
+    assert fit.params["a"] == pytest.approx(A_TRUE, abs=0.02)
+    assert fit.params["b"] == pytest.approx(1 - A_TRUE, abs=0.02)
+    n_opt, _ = laws.chinchilla_optimal(HOFFMANN, 1e20)
+    assert laws.allocation(fit.params, 1e20)[0] == pytest.approx(n_opt, rel=0.1)
+    lo, hi = fit.intervals["a"]
+    assert lo <= fit.params["a"] <= hi
+
+
+def test_isoflop_needs_two_budgets():
+    with pytest.raises(UserError, match=r"at least 2 compute budgets.*1 budget and 1 usable"):
+        fit_isoflop(isoflop_table(budgets=(1e19,)), n_boot=10)
+
+
+def test_isoflop_budget_without_a_minimum_is_skipped_with_a_warning():
+    table = isoflop_table(budgets=(1e18, 1e19, 1e20, 1e21))
+    keep = ~((table.budget == 1e21) & (np.arange(len(table)) % 9 > 1))  # 1e21 left with 2 sizes
+    with pytest.warns(FitWarning, match="has 2 model sizes"):
+        fit = fit_isoflop(table.subset(keep), n_boot=10)
+    assert fit.diagnostics["usable_budgets"] == 3
+
+
+def test_envelope_recovers_allocation_from_training_curves(tmp_path):
+    sizes = np.geomspace(2e7, 2e9, 9)
+    dirs, final_d, final_l = [], [], []
+    for i, n in enumerate(sizes):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        tokens = np.geomspace(1e7, 3e3 * n, 200)
+        with (d / "metrics.jsonl").open("w") as f:
+            for step, t in enumerate(tokens):
+                row = {
+                    "step": step,
+                    "tokens": t,
+                    "flops": 6 * n * t,
+                    "train_loss": chinchilla_loss(HOFFMANN, n, t),
+                }
+                f.write(json.dumps(row) + "\n")
+        dirs.append(str(d))
+        final_d.append(tokens[-1])
+        final_l.append(chinchilla_loss(HOFFMANN, n, tokens[-1]))
+    table = make_table(sizes, final_d, final_l)
+    table = type(table)(**{**table.__dict__, "run_dirs": tuple(dirs)})
+    fit = fit_envelope(table, n_boot=30, smooth=1)
+    assert fit.params["a"] == pytest.approx(A_TRUE, abs=0.03)
+    assert fit.params["b"] == pytest.approx(1 - A_TRUE, abs=0.03)
+
+
+def test_envelope_without_curves_is_an_error():
+    table = isoflop_table()
+    with pytest.raises(UserError, match=r"needs the runs. metrics\.jsonl"):
+        fit_envelope(table, n_boot=0)
+
+
+def test_kaplan_recovery():
+    true = {"alpha_N": 0.076, "N_c": 8.8e13, "alpha_D": 0.095, "D_c": 5.4e13}
+    N = np.geomspace(1e6, 1e9, 8)
+    # Loss limited by the scarcer resource, L = max(L(N), L(D)), with the ranges meeting at the corner, so the
+    # lowest loss per N lies exactly on L(N) and the lowest per D exactly on L(D).
+    d_max = true["D_c"] / laws.kaplan_loss_n(true, N[-1]) ** (1 / true["alpha_D"])
+    D = np.geomspace(d_max / 1e3, d_max, 8)
+    NN, DD = (g.ravel() for g in np.meshgrid(N, D))
+    L = np.maximum(laws.kaplan_loss_n(true, NN), laws.kaplan_loss_d(true, DD))
+    fit = fit_kaplan(make_table(NN, DD, L), n_boot=40, progress=False)
+    for name, value in true.items():
+        assert fit.params[name] == pytest.approx(value, rel=1e-5)
