@@ -87,6 +87,8 @@ def test_optimum_outside_the_grid_is_flagged():
     with pytest.warns(FitWarning, match="outside the grid of starts in alpha, beta"):
         fit = fit_chinchilla(table, n_boot=N_BOOT, grid=grid, progress=False)
     assert fit.diagnostics["optimum_outside_grid"] == ["alpha", "beta"]
+    # Every start that reached the optimum began at alpha or beta = 1.0, the grid's lower edge.
+    assert fit.diagnostics["best_reached_only_from_boundary"]
 
 
 def test_non_convergence_is_flagged(monkeypatch):
