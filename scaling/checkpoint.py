@@ -31,10 +31,26 @@ class CheckpointStore:
         return self.manager.latest_step()
 
     def save(self, step: int, params: Any, opt_state: Any, meta: dict) -> None:
-        state = {"params": params, "opt_state": opt_state}
+        self.save_tree(step, {"params": params, "opt_state": opt_state}, meta)
+
+    def save_tree(self, step: int, state: dict, meta: dict) -> None:
+        """Save any state tree that keeps the model under `params` (e.g. a fine-tuned model and its head)."""
         self.manager.save(
             step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         )
+
+    def restore_params(self, step: int, abstract_params: Any) -> Any:
+        """Only the model parameters at `step` (the optimizer state is never read), placed as the
+        abstract tree's shardings say: generation and fine-tuning need nothing else."""
+        abstract = {"params": abstract_params}
+        args = ocp.args.PyTreeRestore(
+            abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=True
+        )
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(state=args))
+        except Exception as err:
+            raise self._unreadable(step, err) from None
+        return restored["state"]["params"]
 
     def read_meta(self, step: int) -> dict:
         try:

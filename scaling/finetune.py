@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax import nnx
 from tqdm import tqdm
 
@@ -254,9 +253,7 @@ def _save(target: RunDir, run: LoadedRun, cfg: FinetuneConfig, state: dict, summ
         "labels": summary["labels"],
     }
     tree = {"params": state["gpt"], "head": state["head"]}
-    store.manager.save(
-        cfg.steps, args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
-    )
+    store.save_tree(cfg.steps, tree, meta)
     store.close()
     atomic_write_text(target.path / "task.json", json.dumps(to_dict(cfg), indent=2) + "\n")
     atomic_write_text(target.path / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")

@@ -16,7 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from scaling.checkpoint import CheckpointStore
@@ -52,23 +51,10 @@ def restore_params(store: CheckpointStore, step: int, cfg: ModelConfig) -> tuple
     """(graphdef, params) at `step`, laid out by the sharding table on a mesh of the present devices."""
     graphdef, shapes = abstract_params(cfg)
     shardings = state_shardings(shapes, make_mesh(MeshConfig()))
-    abstract = {
-        "params": jax.tree.map(
-            lambda leaf, s: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=s), shapes, shardings
-        )
-    }
-    args = ocp.args.PyTreeRestore(
-        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=True
+    abstract = jax.tree.map(
+        lambda leaf, s: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=s), shapes, shardings
     )
-    try:
-        restored = store.manager.restore(step, args=ocp.args.Composite(state=args))
-    except Exception as err:
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise UserError(
-            f"cannot restore the parameters of checkpoint {store.directory / str(step)} "
-            f"({type(err).__name__}: {first_line}); is it from this run's model config?"
-        ) from None
-    return graphdef, restored["state"]["params"]
+    return graphdef, store.restore_params(step, abstract)
 
 
 def load_run(run_path: str | Path) -> LoadedRun:
