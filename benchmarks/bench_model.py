@@ -1,0 +1,136 @@
+"""Train-step throughput of the decoder against the float32 matmul ceiling measured in the same run.
+
+For each shape: tokens/s, achieved model GFLOP/s (ModelConfig.flops_per_token, so the same convention as
+the scaling fits) and the ratio to the ceiling of a 2048x2048 float32 matmul. The machine may be shared, so
+every timed step is paired with a ceiling probe taken right before it: the table reports the fastest step
+against the fastest probe of the whole run, and the median of the per-pair ratios (the steadier figure).
+
+    python benchmarks/bench_model.py [--rounds 6] [--write]
+
+`--write` replaces the "## Model train step (issue 2)" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from scaling.mfu import measure_matmul_flops
+from scaling.model_config import ModelConfig
+from scaling.optimizer import OptimConfig, make_optimizer
+from scaling.sharding import MeshConfig, make_mesh
+from scaling.train_state import init_state, make_layout
+from scaling.train_step import make_train_step
+
+SECTION = "## Model train step (issue 2)"
+RESULTS = Path(__file__).parent / "RESULTS.md"
+SHAPES = ((128, 4), (256, 4), (256, 6), (384, 6))  # (D, L) with V=8192, T=256, head width 64
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class Row:
+    cfg: ModelConfig
+    step_seconds: list[float]
+    ceilings: list[float]  # FLOP/s of the probe taken right before each step
+
+    @property
+    def tokens_per_s(self) -> float:
+        return BATCH * self.cfg.T / min(self.step_seconds)
+
+    @property
+    def gflops(self) -> float:
+        return self.tokens_per_s * self.cfg.flops_per_token / 1e9
+
+    def ratio(self, ceiling: float) -> float:
+        return self.gflops * 1e9 / ceiling
+
+    @property
+    def median_pair_ratio(self) -> float:
+        flops = BATCH * self.cfg.T * self.cfg.flops_per_token
+        return statistics.median(flops / s / c for s, c in zip(self.step_seconds, self.ceilings, strict=True))
+
+
+def bench_shape(cfg: ModelConfig, rounds: int) -> Row:
+    mesh = make_mesh(MeshConfig())
+    tx = make_optimizer(OptimConfig(), total_steps=1000)
+    tokens = np.random.default_rng(0).integers(0, cfg.V, (1, BATCH, cfg.T + 1), dtype=np.int32)
+    with jax.set_mesh(mesh):
+        layout = make_layout(cfg, tx, mesh)
+        params, opt_state = init_state(cfg, tx, layout, seed=0)
+        step = make_train_step(layout, tx, mesh)
+        seconds, ceilings = [], []
+        for i in range(rounds + 1):
+            probe = measure_matmul_flops(2048, repeats=3)
+            start = time.perf_counter()
+            params, opt_state, metrics = step(params, opt_state, tokens, i)
+            jax.block_until_ready((params, metrics))
+            if i > 0:  # step 0 compiles
+                seconds.append(time.perf_counter() - start)
+                ceilings.append(probe)
+    return Row(cfg, seconds, ceilings)
+
+
+def table(rows: list[Row], rounds: int) -> str:
+    ceiling = max(c for r in rows for c in r.ceilings)
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        SECTION,
+        "",
+        f"{datetime.date.today().isoformat()}; jax {jax.__version__}, {jax.device_count()} CPU device; "
+        f"V=8192, T=256, batch {BATCH}, float32, AdamW, 1 micro-batch; {rounds} timed steps per shape, each "
+        "after a float32 2048x2048 matmul probe. Pair ratio = a step's model FLOP/s over the probe taken "
+        "just before it (median over rounds); best/best = fastest step over the fastest probe of the run "
+        f"({ceiling / 1e9:.1f} GFLOP/s). tokens/s and GFLOP/s are from the fastest step. The machine was "
+        "shared with other jobs, so probes and steps varied by up to 2x between rounds.",
+        "",
+        "| D | L | H | params | tokens/s | GFLOP/s | pair ratio (median) | best/best |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r.cfg
+        lines.append(
+            f"| {c.D} | {c.L} | {c.H} | {c.params / 1e6:.2f}M | {r.tokens_per_s:,.0f} | {r.gflops:.1f} | "
+            f"{r.median_pair_ratio:.0%} | {r.ratio(ceiling):.0%} |"
+        )
+    lines += ["", "Machine (`lscpu`):", "", "```", cpu, "```", ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) only this benchmark's section; other sections of the shared file are kept."""
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    start = old.find(SECTION)
+    if start < 0:
+        RESULTS.write_text(old.rstrip("\n") + "\n\n" + text)
+        return
+    end = old.find("\n## ", start + len(SECTION))
+    RESULTS.write_text(old[:start] + text + (old[end + 1 :] if end >= 0 else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    rows = []
+    for D, L in SHAPES:
+        row = bench_shape(ModelConfig(V=8192, T=256, D=D, L=L, H=D // 64), args.rounds)
+        print(f"D={D} L={L}: {row.tokens_per_s:,.0f} tokens/s, {row.gflops:.1f} GFLOP/s", flush=True)
+        rows.append(row)
+    text = table(rows, args.rounds)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
