@@ -7,9 +7,9 @@ value-and-gradient evaluation: a problem whose trial point fails the Armijo test
 its step for the next evaluation, while the others move on; finished problems are frozen. The loop runs in
 jitted chunks of steps, so progress can be shown between them.
 
-`value_and_grad(x_SxP, data) -> (f_S, g_SxP)` must be a pure JAX function; `data` is a pytree whose leaves
-either broadcast over problems or carry a leading problem axis (listed in `batched_data`). Everything runs
-in float64 under `jax.enable_x64`, without touching the process-wide flag.
+`value_and_grad(x_SxP, data) -> (f_S, g_SxP)` must be a pure JAX function; `data` is a dict of arrays that
+either broadcast over problems or carry a leading problem axis (e.g. bootstrap weights). Everything runs in
+float64 under the `jax.enable_x64` context, without touching the process-wide flag.
 """
 
 from __future__ import annotations
