@@ -18,10 +18,10 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import numpy as np
+from report import write_section
 
 from scaling.mfu import measure_matmul_flops
 from scaling.model_config import ModelConfig
@@ -31,7 +31,6 @@ from scaling.train_state import init_state, make_layout
 from scaling.train_step import make_train_step
 
 SECTION = "## Model train step (issue 2)"
-RESULTS = Path(__file__).parent / "RESULTS.md"
 SHAPES = ((128, 4), (256, 4), (256, 6), (384, 6))  # (D, L) with V=8192, T=256, head width 64
 BATCH = 16
 
@@ -83,8 +82,6 @@ def table(rows: list[Row], rounds: int) -> str:
     ceiling = max(c for r in rows for c in r.ceilings)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.strip()
     lines = [
-        SECTION,
-        "",
         f"{datetime.date.today().isoformat()}; jax {jax.__version__}, {jax.device_count()} CPU device; "
         f"V=8192, T=256, batch {BATCH}, float32, AdamW, 1 micro-batch; {rounds} timed steps per shape, each "
         "after a float32 2048x2048 matmul probe. Pair ratio = a step's model FLOP/s over the probe taken "
@@ -105,17 +102,6 @@ def table(rows: list[Row], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) only this benchmark's section; other sections of the shared file are kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        RESULTS.write_text(old.rstrip("\n") + "\n\n" + text)
-        return
-    end = old.find("\n## ", start + len(SECTION))
-    RESULTS.write_text(old[:start] + text + (old[end + 1 :] if end >= 0 else ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
@@ -129,7 +115,7 @@ def main() -> None:
     text = table(rows, args.rounds)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import write_section
+
+from scaling.mfu import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Sweeps (issue 5)"
 
@@ -72,7 +76,7 @@ def measure(sweep: Path, out: Path) -> dict:
 
 def report(result: dict) -> str:
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = _cpu_model()
+    cpu = cpu_model()
     lines = [
         f"### `{result['sweep']}`: {date}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "",
@@ -98,28 +102,8 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
-    """Replace (or add) this benchmark's section, leaving the other sections of the shared file alone."""
-    content = path.read_text() if path.exists() else "# Benchmark results\n"
-    head, sep, rest = content.partition(SECTION)
-    tail = ""
-    if sep:
-        next_section = rest.find("\n## ")
-        tail = rest[next_section:] if next_section >= 0 else ""
-    body = f"{SECTION}\n\n{text}"
-    new = f"{head.rstrip()}\n\n{body}{tail}" if sep else f"{content.rstrip()}\n\n{body}"
-    path.write_text(new.rstrip() + "\n")
-
-
 def _load(values: tuple[float, float, float]) -> str:
     return "/".join(f"{v:.1f}" for v in values)
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
@@ -134,7 +118,7 @@ def main() -> None:
     print(text)
     print(json.dumps(result, indent=1))
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

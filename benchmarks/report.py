@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 from pathlib import Path
 
+from scaling.mfu import cpu_model
+
 RESULTS = Path(__file__).parent / "RESULTS.md"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine_line() -> str:

@@ -79,7 +79,7 @@ def cache_dir() -> Path:
 
 def machine_key(n: int) -> str:
     """What the measured peak depends on: CPU model, core count, JAX version and probe size."""
-    return f"{_cpu_model()}|cores={os.cpu_count()}|jax={jax.__version__}|n={n}"
+    return f"{cpu_model()}|cores={os.cpu_count()}|jax={jax.__version__}|n={n}"
 
 
 def measured_peak(n: int = 2048, repeats: int = 5, directory: Path | None = None) -> PeakFlops:
@@ -121,7 +121,7 @@ def mfu(flops_per_second: float, num_devices: int, peak: PeakFlops) -> float:
     return flops_per_second / (num_devices * peak.value)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
