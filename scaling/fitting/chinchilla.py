@@ -36,6 +36,11 @@ def hoffmann_grid(
 def to_paper(x: np.ndarray) -> dict[str, np.ndarray]:
     """Internal vector(s) (..., 5) -> E, A, B, alpha, beta and the compute-optimal a, b, G."""
     x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _paper(x)
+
+
+def _paper(x: np.ndarray) -> dict[str, np.ndarray]:
     p = {
         "E": np.exp(x[..., 4]),
         "A": np.exp(x[..., 0]),

@@ -131,6 +131,14 @@ def fit_isoflop(
     resamples = resample_groups(groups, n_boot, rng)
     boot = [_power_laws(vertices(table, groups, idx), loss_start) for idx in resamples]
     samples = {k: np.array([b[k] for b in boot], dtype=np.float64) for k in params}
+    failed = int(np.isnan(samples["a"]).sum()) if n_boot else 0
+    if failed > 0.1 * n_boot:
+        warnings.warn(
+            f"{failed} of {n_boot} bootstrap resamples left fewer than 2 usable budgets (too few sizes per "
+            "budget): the intervals come from the rest and understate the uncertainty",
+            FitWarning,
+            stacklevel=2,
+        )
     return FitResult(
         law="isoflop",
         params=params,
