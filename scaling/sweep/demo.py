@@ -9,7 +9,6 @@ the results table only, like any user of the fitter.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 
 from scaling.cli import main as scaling_main
@@ -40,13 +39,6 @@ def run_demo(args: argparse.Namespace) -> int:
         print("some runs did not complete: rerun `scaling demo` to resume (--retry-failed to retry failures)")
         return 1
     target = EXTRAPOLATION * max(run.budget or run.flops for run in runs)
-    if importlib.util.find_spec("scaling.fitting.cli") is None:
-        print(
-            f"the fitter's CLI (scaling.fitting.cli) is not in this checkout yet: fit {table} with\n"
-            f"  scaling fit {table} --out {ledger.sweep_dir / 'fit.json'}\n"
-            f"  scaling predict {ledger.sweep_dir / 'fit.json'} --compute {target:.3g}"
-        )
-        return 0
     fit = ledger.sweep_dir / "fit.json"
     for command in (
         ["fit", str(table), "--out", str(fit), *(["--no-progress"] if args.no_progress else [])],
