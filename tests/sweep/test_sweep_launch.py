@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import csv
 import random
-import subprocess
+import time
 
 import pytest
 
@@ -37,14 +37,20 @@ def test_sigkilled_launcher_relaunched_matches_uninterrupted_sweep(reference_swe
     rng = random.Random(20261121)
     kills = 0
     for _ in range(4):
+        started_before = sum(_count(Ledger(out).events(), "started").values())
         proc = launcher(sweep, out, compile_cache)
-        try:
-            proc.wait(timeout=rng.uniform(3.0, 18.0))
+        # Kill at a random moment within two seconds of a new run starting: inside its start-up, compile,
+        # steps or checkpoint, wherever that lands; a fixed delay would miss when compiles are cached.
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and sum(_count(Ledger(out).events(), "started").values()) <= started_before:
+            assert time.monotonic() < deadline, "the launcher started no run"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.0))
+        if proc.poll() is not None:
             break
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            kills += 1
+        proc.kill()
+        proc.wait()
+        kills += 1
         # After every kill: a run counts as completed only with the final, uninterrupted loss.
         _, rows = write_results(runs, Ledger(out), "test", tmp_path / "partial.csv")
         for row in rows:
