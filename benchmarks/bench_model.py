@@ -13,15 +13,13 @@ against the fastest probe of the whole run, and the median of the per-pair ratio
 from __future__ import annotations
 
 import argparse
-import datetime
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 
 import jax
 import numpy as np
-from report import write_section
+from report import machine_line, write_section
 
 from scaling.mfu import measure_matmul_flops
 from scaling.model_config import ModelConfig
@@ -78,16 +76,16 @@ def bench_shape(cfg: ModelConfig, rounds: int) -> Row:
     return Row(cfg, seconds, ceilings)
 
 
-def table(rows: list[Row], rounds: int) -> str:
+def table(rows: list[Row], rounds: int, machine: str) -> str:
     ceiling = max(c for r in rows for c in r.ceilings)
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.strip()
     lines = [
-        f"{datetime.date.today().isoformat()}; jax {jax.__version__}, {jax.device_count()} CPU device; "
+        f"`python benchmarks/bench_model.py`: {machine}.",
+        "",
+        f"jax {jax.__version__}, {jax.device_count()} CPU device; "
         f"V=8192, T=256, batch {BATCH}, float32, AdamW, 1 micro-batch; {rounds} timed steps per shape, each "
         "after a float32 2048x2048 matmul probe. Pair ratio = a step's model FLOP/s over the probe taken "
         "just before it (median over rounds); best/best = fastest step over the fastest probe of the run "
-        f"({ceiling / 1e9:.1f} GFLOP/s). tokens/s and GFLOP/s are from the fastest step. The machine was "
-        "shared with other jobs, so probes and steps varied by up to 2x between rounds.",
+        f"({ceiling / 1e9:.1f} GFLOP/s). tokens/s and GFLOP/s are from the fastest step.",
         "",
         "| D | L | H | params | tokens/s | GFLOP/s | pair ratio (median) | best/best |",
         "|---|---|---|---|---|---|---|---|",
@@ -98,7 +96,6 @@ def table(rows: list[Row], rounds: int) -> str:
             f"| {c.D} | {c.L} | {c.H} | {c.params / 1e6:.2f}M | {r.tokens_per_s:,.0f} | {r.gflops:.1f} | "
             f"{r.median_pair_ratio:.0%} | {r.ratio(ceiling):.0%} |"
         )
-    lines += ["", "Machine (`lscpu`):", "", "```", cpu, "```", ""]
     return "\n".join(lines)
 
 
@@ -107,12 +104,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
+    machine = machine_line()
     rows = []
     for D, L in SHAPES:
         row = bench_shape(ModelConfig(V=8192, T=256, D=D, L=L, H=D // 64), args.rounds)
         print(f"D={D} L={L}: {row.tokens_per_s:,.0f} tokens/s, {row.gflops:.1f} GFLOP/s", flush=True)
         rows.append(row)
-    text = table(rows, args.rounds)
+    text = table(rows, args.rounds, machine)
     print(text)
     if args.write:
         write_section(SECTION, text)
