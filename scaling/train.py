@@ -7,34 +7,30 @@ the next step never waits on the previous one.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from scaling.checkpoint import CheckpointStore
 from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset, train_batch
-from scaling.errors import RunInUse, UserError
-from scaling.loss import cross_entropy_sum
+from scaling.errors import UserError
+from scaling.evaluate import evaluate, global_array, make_eval_step
 from scaling.mfu import mfu, peak_flops_per_device
 from scaling.optimizer import make_optimizer, make_schedule
 from scaling.run_config import RunConfig
 from scaling.run_dir import RunDir
-from scaling.sharding import batch_sharding, check_batch_divisible, log_shardings, make_mesh, replicated
+from scaling.run_guard import exclusive, stop_on_sigterm
+from scaling.sharding import check_batch_divisible, log_shardings, make_mesh
 from scaling.train_state import StateLayout, init_state, make_layout
 from scaling.train_step import make_train_step, microbatch_sharding
 
@@ -50,76 +46,6 @@ class _Progress:
     steps_timed: int = 0
     recent_losses: list[float] = field(default_factory=list)
     last_val_loss: float | None = None
-
-
-@contextmanager
-def _exclusive(run: RunDir, enabled: bool):
-    """Hold an advisory lock on the run directory so two launchers never train the same run."""
-    if not enabled:
-        yield
-        return
-    run.path.mkdir(parents=True, exist_ok=True)
-    with (run.path / ".lock").open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunInUse(f"run directory {run.path} is in use by another training process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _stop_on_sigterm():
-    """Turn SIGTERM (preemption) into a flag the loop checks, so it checkpoints before leaving."""
-    flag = {"stop": False}
-    if jax.process_count() > 1 or not _is_main_thread():
-        yield flag
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: flag.update(stop=True))
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _is_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _global_array(local: np.ndarray, sharding, global_shape: tuple[int, ...]) -> jax.Array:
-    return jax.make_array_from_process_local_data(sharding, local, global_shape)
-
-
-def _make_eval_step(layout: StateLayout, mesh):
-    def eval_fn(params, tokens_BxT1):
-        model = nnx.merge(layout.graphdef, params)
-        return cross_entropy_sum(model(tokens_BxT1[:, :-1]), tokens_BxT1[:, 1:])
-
-    rep = replicated(mesh)
-    return jax.jit(
-        eval_fn, in_shardings=(layout.param_shardings, batch_sharding(mesh)), out_shardings=(rep, rep)
-    )
-
-
-def evaluate(cfg: RunConfig, dataset: TokenDataset, eval_step, params, mesh) -> float:
-    """Token-mean validation loss over the first `eval_batches` windows of the validation split."""
-    B, T = cfg.train.batch_size, cfg.model.T
-    total, count = 0.0, 0.0
-    batches = eval_batches(
-        dataset.val,
-        batch=B,
-        seq_len=T,
-        max_batches=cfg.train.eval_batches,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
-    for local in batches:
-        loss_sum, n = eval_step(params, _global_array(local, batch_sharding(mesh), (B, T + 1)))
-        total += float(loss_sum)
-        count += float(n)
-    return total / count
 
 
 def _check_resume_matches(meta: dict, dataset: TokenDataset, cfg: RunConfig, directory: Path) -> None:
@@ -157,7 +83,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
     """Train (or resume) the run in `out_dir` to `cfg.train.steps`; returns the summary it wrote."""
     run = RunDir(out_dir)
     is_main = jax.process_index() == 0
-    with _exclusive(run, is_main), _stop_on_sigterm() as stop:
+    with exclusive(run, is_main), stop_on_sigterm() as stop:
         return _train(cfg, run, is_main, progress, verbose, stop)
 
 
@@ -189,7 +115,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
             return summary
 
         step_fn = make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
-        eval_step = _make_eval_step(layout, mesh)
+        eval_step = make_eval_step(layout, mesh)
         micro_sh = microbatch_sharding(mesh)
         pid, pcount = jax.process_index(), jax.process_count()
 
@@ -203,7 +129,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                 process_index=pid,
                 process_count=pcount,
             )
-            return _global_array(local.reshape(M, -1, T + 1), micro_sh, (M, B // M, T + 1))
+            return global_array(local.reshape(M, -1, T + 1), micro_sh, (M, B // M, T + 1))
 
         with jax.set_mesh(mesh):
             compile_start = time.perf_counter()
