@@ -89,7 +89,7 @@ def report(result: dict) -> str:
         f"- Compile time per run: mean {result['compile_seconds_mean']:.1f} s, "
         f"max {result['compile_seconds_max']:.1f} s.",
         f"- Load average (1/5/15 min) before {_load(result['load_before'])}, after "
-        f"{_load(result['load_after'])}: other agents shared these 2 cores, so times are upper bounds.",
+        f"{_load(result['load_after'])} (2 cores: a load above ~2 means other work shared them).",
         "",
         "| run | FLOPs | step s | run wall s | compile s | MFU |",
         "|---|---|---|---|---|---|",

@@ -57,8 +57,8 @@ def make_train_step(
         params = optax.apply_updates(params, updates)
         metrics = {
             "loss": total / count,
-            "grad_norm": optax.global_norm(grads),
-            "update_norm": optax.global_norm(updates),
+            "grad_norm": optax.tree.norm(grads),
+            "update_norm": optax.tree.norm(updates),
             "tokens": count,
         }
         return params, opt_state, metrics

@@ -42,7 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
     fit = ledger.sweep_dir / "fit.json"
     for command in (
         ["fit", str(table), "--out", str(fit), *(["--no-progress"] if args.no_progress else [])],
-        ["plot", str(fit), "--out", str(ledger.sweep_dir / "fit.png")],
+        ["plot", str(fit), "--out", str(ledger.sweep_dir / "fit.png"), "--target-compute", f"{target:.6g}"],
         ["predict", str(fit), "--compute", f"{target:.6g}"],
     ):
         print(f"$ scaling {' '.join(command)}", flush=True)
