@@ -21,16 +21,14 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scaling", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="scaling",
+        description="Train ladders of small GPTs, fit scaling laws to them, and predict much larger runs.",
+        epilog="Start with `scaling demo`, or `scaling train experiments/tiny.yaml`; COMMAND -h for details.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name and module_name.startswith(err.name):
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
