@@ -1,8 +1,10 @@
-"""Shared fixtures for the data tests: offline tiktoken files and the real corpora beside the checkout."""
+"""Shared fixtures for the data tests: the real corpora beside the checkout, and a gpt2 availability gate.
+
+tests/conftest.py points TIKTOKEN_CACHE_DIR at ../shared/tiktoken_cache when the caller has not chosen one.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,19 +14,8 @@ TIKTOKEN_FILES = SHARED / "tiktoken_cache"
 GUTENBERG = SHARED / "data" / "gutenberg"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _tiktoken_cache_dir():
-    """Point tiktoken at ../shared/tiktoken_cache unless the caller already chose a cache."""
-    if "TIKTOKEN_CACHE_DIR" not in os.environ and TIKTOKEN_FILES.is_dir():
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(TIKTOKEN_FILES)
-        yield
-        del os.environ["TIKTOKEN_CACHE_DIR"]
-    else:
-        yield
-
-
 @pytest.fixture
-def gpt2_available(_tiktoken_cache_dir) -> None:
+def gpt2_available() -> None:
     """Skip unless tiktoken can load gpt2 here (it needs its BPE files: ../shared or a download)."""
     from scaling.data.tokenizer import get_tokenizer
     from scaling.errors import UserError

@@ -1,20 +1,12 @@
-"""Fixtures of the use-wing tests: offline tiktoken files and one saved tiny run."""
+"""Fixtures of the use-wing tests: one saved tiny run."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.use.helpers import SHARED, TINY, random_params, save_run
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _tiktoken_cache_dir():
-    if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken_cache").is_dir():
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken_cache")
-    yield
+from tests.use.helpers import TINY, random_params, save_run
 
 
 @pytest.fixture(scope="session")
