@@ -29,7 +29,7 @@ from scaling.run_config import RunConfig
 from scaling.run_dir import RunDir
 from scaling.sampling import SamplingConfig, sample
 from scaling.sharding import MeshConfig, make_mesh, state_shardings
-from scaling.train_state import abstract_params
+from scaling.train_state import abstract_params, with_shardings
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,7 @@ def restore_params(store: CheckpointStore, step: int, cfg: ModelConfig) -> tuple
     """(graphdef, params) at `step`, laid out by the sharding table on a mesh of the present devices."""
     graphdef, shapes = abstract_params(cfg)
     shardings = state_shardings(shapes, make_mesh(MeshConfig()))
-    abstract = jax.tree.map(
-        lambda leaf, s: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=s), shapes, shardings
-    )
-    return graphdef, store.restore_params(step, abstract)
+    return graphdef, store.restore_params(step, with_shardings(shapes, shardings))
 
 
 def load_run(run_path: str | Path) -> LoadedRun:

@@ -32,6 +32,13 @@ class StateLayout:
     abstract_opt_state: Any
 
 
+def with_shardings(tree: Any, shardings: Any) -> Any:
+    """Abstract leaves placed by `shardings`: what orbax restores onto, whatever mesh saved them."""
+    return jax.tree.map(
+        lambda leaf, s: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=s), tree, shardings
+    )
+
+
 def abstract_params(cfg: ModelConfig) -> tuple[Any, Any]:
     graphdef, params = nnx.split(nnx.eval_shape(lambda: GPT(cfg, nnx.Rngs(0))), nnx.Param)
     return graphdef, params
@@ -55,11 +62,8 @@ def make_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh) 
     opt_sh = jax.tree_util.tree_map_with_path(
         lambda path, leaf: NamedSharding(mesh, _opt_leaf_spec(path, leaf)), opt_state
     )
-    with_sharding = lambda tree, sh: jax.tree.map(  # noqa: E731
-        lambda leaf, s: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=s), tree, sh
-    )
     return StateLayout(
-        graphdef, param_sh, opt_sh, with_sharding(params, param_sh), with_sharding(opt_state, opt_sh)
+        graphdef, param_sh, opt_sh, with_shardings(params, param_sh), with_shardings(opt_state, opt_sh)
     )
 
 
