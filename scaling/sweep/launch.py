@@ -175,7 +175,6 @@ class LocalLauncher:
         log = log_path.open("ab")
         start = log.tell()
         env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(self.ledger.root / "jax_cache"))
         command = [
             sys.executable,
             "-m",
