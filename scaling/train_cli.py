@@ -7,8 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from scaling.errors import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,17 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for item in args.overrides:
-        if "=" not in item:
-            raise UserError(f"unexpected argument {item!r}: overrides look like dotted.key=value")
     from scaling.distributed import initialize
-
-    _enable_compilation_cache()
-    initialize(args.coordinator, args.num_processes, args.process_id)
     from scaling.run_config import load_run_config
     from scaling.train import train
 
-    cfg = load_run_config(args.config, args.overrides)
+    cfg = load_run_config(args.config, args.overrides)  # a bad config fails before joining any cluster
+    _enable_compilation_cache()
+    initialize(args.coordinator, args.num_processes, args.process_id)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     summary = train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
     print(json.dumps({k: summary[k] for k in ("status", "steps", "final_train_loss", "final_val_loss")}))
