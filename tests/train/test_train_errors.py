@@ -37,6 +37,16 @@ def trained_run(tmp_path_factory, data_cache) -> tuple[Path, dict]:
     return root / "run", cfg
 
 
+def copy_run(run: Path, tmp_path: Path, *, finished: bool = True) -> Path:
+    """A copy of the shared trained run to damage; without its summary it looks interrupted, so the
+    trainer goes on to read its checkpoint."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    if not finished:
+        (copy / "summary.json").unlink()
+    return copy
+
+
 def expect_one_line_error(code: int, err: str, *needles: str) -> None:
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
@@ -74,8 +84,7 @@ def test_empty_corpus(tmp_path, capsys, data_cache):
 
 def test_encoding_differs_from_checkpoint(tmp_path, capsys, trained_run, data_cache):
     run, cfg = trained_run
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
+    copy = copy_run(run, tmp_path)
     before = snapshot(copy)
     # Same config file contents otherwise; the run directory's config check names the changed key.
     changed = {**cfg, "data": {**cfg["data"], "encoding": "gpt2:260"}}
@@ -89,9 +98,7 @@ def test_encoding_differs_from_checkpoint(tmp_path, capsys, trained_run, data_ca
 
 def test_checkpoint_encoding_checked_even_if_config_yaml_agrees(tmp_path, capsys, trained_run):
     run, cfg = trained_run
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    (copy / "summary.json").unlink()
+    copy = copy_run(run, tmp_path, finished=False)
     meta_files = list((copy / "checkpoints").glob("*/meta/*.json")) + list(
         (copy / "checkpoints").glob("*/meta/metadata")
     )
@@ -108,9 +115,7 @@ def test_checkpoint_encoding_checked_even_if_config_yaml_agrees(tmp_path, capsys
 
 def test_truncated_checkpoint(tmp_path, capsys, trained_run):
     run, cfg = trained_run
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    (copy / "summary.json").unlink()
+    copy = copy_run(run, tmp_path, finished=False)
     for f in (copy / "checkpoints").rglob("*"):
         if f.is_file() and f.stat().st_size > 64 and "state" in f.parts:
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
@@ -122,8 +127,7 @@ def test_truncated_checkpoint(tmp_path, capsys, trained_run):
 
 def test_run_directory_of_another_config(tmp_path, capsys, trained_run):
     run, cfg = trained_run
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
+    copy = copy_run(run, tmp_path)
     before = snapshot(copy)
     other = {**cfg, "model": {**cfg["model"], "D": 64}}
     path = write_config(tmp_path / "r.yaml", other)
