@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 
 import numpy as np
+from report import machine_line
 
 from scaling.fitting.chinchilla import fit_chinchilla, hoffmann_grid
 from scaling.fitting.table import RunTable, TableSpec
@@ -43,12 +43,6 @@ def synthetic_table(n: int, seed: int = 0) -> RunTable:
     )
 
 
-def machine() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), "?")
-    return f"{model}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=250)
@@ -57,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     table = synthetic_table(args.runs)
     report = {
-        "machine": machine(),
+        "machine": machine_line(),
         "python": platform.python_version(),
         "runs": args.runs,
         "bootstrap": args.bootstrap,
