@@ -5,6 +5,10 @@ the scaling fits) and the ratio to the ceiling of a 2048x2048 float32 matmul. Th
 every timed step is paired with a ceiling probe taken right before it: the table reports the fastest step
 against the fastest probe of the whole run, and the median of the per-pair ratios (the steadier figure).
 
+Then the step's own matmuls (every dot_general of its jaxpr, with its shapes, layout and count) are timed
+one by one on their own, each paired with the probe the same way. Their summed time bounds the step from
+below: the step's ratio cannot exceed theirs, whatever happens to everything that is not a matmul.
+
     python benchmarks/bench_model.py [--rounds 6] [--write]
 
 `--write` replaces the "## Model train step (issue 2)" section of benchmarks/RESULTS.md.
@@ -15,7 +19,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import numpy as np
@@ -25,6 +32,7 @@ from scaling.mfu import measure_matmul_flops
 from scaling.model_config import ModelConfig
 from scaling.optimizer import OptimConfig, make_optimizer
 from scaling.sharding import MeshConfig, make_mesh
+from scaling.traced_matmuls import Matmul, matmuls_of
 from scaling.train_state import init_state, make_layout
 from scaling.train_step import make_train_step
 
@@ -38,6 +46,8 @@ class Row:
     cfg: ModelConfig
     step_seconds: list[float]
     ceilings: list[float]  # FLOP/s of the probe taken right before each step
+    matmul_seconds: list[float]  # the step's matmuls timed alone, one sum per round
+    matmul_ceilings: list[float]
 
     @property
     def tokens_per_s(self) -> float:
@@ -52,8 +62,56 @@ class Row:
 
     @property
     def median_pair_ratio(self) -> float:
-        flops = BATCH * self.cfg.T * self.cfg.flops_per_token
-        return statistics.median(flops / s / c for s, c in zip(self.step_seconds, self.ceilings, strict=True))
+        return pair_ratio(self.cfg, self.step_seconds, self.ceilings)
+
+    @property
+    def matmul_pair_ratio(self) -> float:
+        return pair_ratio(self.cfg, self.matmul_seconds, self.matmul_ceilings)
+
+    @property
+    def matmul_share(self) -> float:
+        return statistics.median(self.matmul_seconds) / statistics.median(self.step_seconds)
+
+
+def pair_ratio(cfg: ModelConfig, seconds: list[float], ceilings: list[float]) -> float:
+    """Median over rounds of (model FLOPs of one step / seconds) / the probe taken just before."""
+    flops = BATCH * cfg.T * cfg.flops_per_token
+    return statistics.median(flops / s / c for s, c in zip(seconds, ceilings, strict=True))
+
+
+def timed_matmul(matmul: Matmul) -> Callable[[], float]:
+    """A closure that runs one compiled copy of `matmul` on random operands and returns its best-of-3 time."""
+    key_lhs, key_rhs = jax.random.split(jax.random.key(0))
+    lhs = jax.random.normal(key_lhs, matmul.lhs_shape, matmul.lhs_dtype)
+    rhs = jax.random.normal(key_rhs, matmul.rhs_shape, matmul.rhs_dtype)
+    dot = jax.jit(
+        partial(
+            jax.lax.dot_general,
+            dimension_numbers=matmul.dimension_numbers,
+            preferred_element_type=matmul.preferred_element_type,
+        )
+    )
+    dot(lhs, rhs).block_until_ready()
+
+    def run() -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            dot(lhs, rhs).block_until_ready()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    return run
+
+
+def time_matmuls(matmuls: Counter[Matmul], rounds: int) -> tuple[list[float], list[float]]:
+    """Per round: a probe, then every matmul once (its best of 3) times how often the step runs it."""
+    runs = [(timed_matmul(m), count) for m, count in matmuls.items()]
+    seconds, ceilings = [], []
+    for _ in range(rounds):
+        ceilings.append(measure_matmul_flops(2048, repeats=3))
+        seconds.append(sum(run() * count for run, count in runs))
+    return seconds, ceilings
 
 
 def bench_shape(cfg: ModelConfig, rounds: int) -> Row:
@@ -64,6 +122,7 @@ def bench_shape(cfg: ModelConfig, rounds: int) -> Row:
         layout = make_layout(cfg, tx, mesh)
         params, opt_state = init_state(cfg, tx, layout, seed=0)
         step = make_train_step(layout, tx, mesh)
+        matmuls = matmuls_of(step, params, opt_state, tokens, 0)
         seconds, ceilings = [], []
         for i in range(rounds + 1):
             probe = measure_matmul_flops(2048, repeats=3)
@@ -73,7 +132,7 @@ def bench_shape(cfg: ModelConfig, rounds: int) -> Row:
             if i > 0:  # step 0 compiles
                 seconds.append(time.perf_counter() - start)
                 ceilings.append(probe)
-    return Row(cfg, seconds, ceilings)
+    return Row(cfg, seconds, ceilings, *time_matmuls(matmuls, rounds))
 
 
 def table(rows: list[Row], rounds: int, machine: str) -> str:
@@ -85,16 +144,22 @@ def table(rows: list[Row], rounds: int, machine: str) -> str:
         f"V=8192, T=256, batch {BATCH}, float32, AdamW, 1 micro-batch; {rounds} timed steps per shape, each "
         "after a float32 2048x2048 matmul probe. Pair ratio = a step's model FLOP/s over the probe taken "
         "just before it (median over rounds); best/best = fastest step over the fastest probe of the run "
-        f"({ceiling / 1e9:.1f} GFLOP/s). tokens/s and GFLOP/s are from the fastest step.",
+        f"({ceiling / 1e9:.1f} GFLOP/s). tokens/s and GFLOP/s are from the fastest step. Matmuls alone = "
+        "the step's dot_generals (from its jaxpr: shapes, dimension numbers, counts) compiled and timed one "
+        "by one, best of 3 each, summed per round: the same model FLOPs over that time, paired with a probe "
+        "(median over rounds), an upper bound on the step's pair ratio; matmul share = their time over the "
+        "step's (medians).",
         "",
-        "| D | L | H | params | tokens/s | GFLOP/s | pair ratio (median) | best/best |",
-        "|---|---|---|---|---|---|---|---|",
+        "| D | L | H | params | tokens/s | GFLOP/s | pair ratio (median) | best/best | matmuls alone "
+        "| matmul share |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         c = r.cfg
         lines.append(
             f"| {c.D} | {c.L} | {c.H} | {c.params / 1e6:.2f}M | {r.tokens_per_s:,.0f} | {r.gflops:.1f} | "
-            f"{r.median_pair_ratio:.0%} | {r.ratio(ceiling):.0%} |"
+            f"{r.median_pair_ratio:.0%} | {r.ratio(ceiling):.0%} | {r.matmul_pair_ratio:.0%} | "
+            f"{r.matmul_share:.0%} |"
         )
     return "\n".join(lines)
 
@@ -108,7 +173,11 @@ def main() -> None:
     rows = []
     for D, L in SHAPES:
         row = bench_shape(ModelConfig(V=8192, T=256, D=D, L=L, H=D // 64), args.rounds)
-        print(f"D={D} L={L}: {row.tokens_per_s:,.0f} tokens/s, {row.gflops:.1f} GFLOP/s", flush=True)
+        print(
+            f"D={D} L={L}: {row.tokens_per_s:,.0f} tokens/s, {row.gflops:.1f} GFLOP/s, pair ratio "
+            f"{row.median_pair_ratio:.0%}, matmuls alone {row.matmul_pair_ratio:.0%}",
+            flush=True,
+        )
         rows.append(row)
     text = table(rows, args.rounds, machine)
     print(text)

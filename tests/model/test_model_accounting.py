@@ -13,6 +13,7 @@ from flax import nnx
 from scaling.loss import cross_entropy_sum
 from scaling.model import GPT
 from scaling.model_config import ModelConfig
+from scaling.traced_matmuls import matmuls_of, total_flops
 
 SHAPES = [
     ModelConfig(V=97, T=16, D=32, L=1, H=2),
@@ -40,24 +41,6 @@ def test_param_counts_equal_array_sizes(cfg: ModelConfig) -> None:
     assert sum(sizes.values()) - embedding == cfg.params_nonembedding
 
 
-def _dot_flops(jaxpr: jax.extend.core.Jaxpr) -> int:
-    """2 x (output size) x (contracted size) summed over every dot_general, nested jaxprs included."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            (lhs_contract, _), _ = eqn.params["dimension_numbers"]
-            lhs_shape = eqn.invars[0].aval.shape
-            contracted = math.prod(lhs_shape[d] for d in lhs_contract)
-            total += 2 * math.prod(eqn.outvars[0].aval.shape) * contracted
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, tuple | list) else (param,):
-                inner = getattr(sub, "jaxpr", sub)
-                if isinstance(inner, jax.extend.core.Jaxpr):
-                    assert eqn.primitive.name != "scan", "scan bodies would need their trip count"
-                    total += _dot_flops(inner)
-    return total
-
-
 @pytest.mark.parametrize("cfg", SHAPES, ids=lambda c: f"D{c.D}L{c.L}{c.pos_encoding}tie{c.tie_embeddings}")
 def test_flops_per_token_match_the_traced_matmuls(cfg: ModelConfig) -> None:
     """Forward: the matmuls in the traced forward pass; training: those of value_and_grad of the loss."""
@@ -72,8 +55,8 @@ def test_flops_per_token_match_the_traced_matmuls(cfg: ModelConfig) -> None:
         return cross_entropy_sum(logits(p), tokens_BxT1[:, 1:])[0]
 
     tokens = B * cfg.T
-    forward = _dot_flops(jax.make_jaxpr(logits)(params).jaxpr) / tokens
-    training = _dot_flops(jax.make_jaxpr(jax.value_and_grad(loss))(params).jaxpr) / tokens
+    forward = total_flops(matmuls_of(logits, params)) / tokens
+    training = total_flops(matmuls_of(jax.value_and_grad(loss), params)) / tokens
     assert forward == pytest.approx(cfg.forward_flops_per_token, rel=0.02)
     assert training == pytest.approx(cfg.flops_per_token, rel=0.02)
 
