@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from report import machine_line
 
 from scaling.generate import decode_loop
 from scaling.model import GPT
@@ -62,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per decoder (best is kept)")
     args = parser.parse_args()
+    print(f"`python benchmarks/bench_decode.py`: {machine_line()}", flush=True)
     graphdef, params = nnx.split(nnx.jit(lambda: GPT(CFG, nnx.Rngs(0)))(), nnx.Param)
     prompt_1xP = jnp.asarray([[17]], jnp.int32)
     greedy = SamplingConfig(temperature=0.0)

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from report import machine_line
+
 from scaling.finetune import load_task_config
 from scaling.tasks import book_text, read_books_index, split_books
 
@@ -70,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="working directory (corpus, runs, summaries)")
     out = Path(parser.parse_args().out).absolute()
+    machine = machine_line()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken_cache"))
     corpus = out / "pretrain_corpus.txt"
@@ -85,8 +88,9 @@ def main() -> None:
             scaling("finetune", str(pretrain), str(TASK), *overrides, "--out", str(target), "--no-progress")
         summaries[name] = json.loads((target / "finetune_summary.json").read_text())
     first = summaries["pretrained"]
+    print(f"\n`python benchmarks/bench_finetune.py`: {machine}")
     print(
-        f"\nauthors: {len(first['labels'])}, train passages: {first['train_examples']}, "
+        f"authors: {len(first['labels'])}, train passages: {first['train_examples']}, "
         f"test passages: {first['test_examples']} (from {len(first['notes']['test_books'])} unseen books), "
         f"majority baseline {first['majority_accuracy']:.3f}"
     )
