@@ -15,6 +15,7 @@ from scaling.generate import completions, generate, generate_ids, load_run, max_
 from scaling.run_config import RunConfig
 from scaling.run_dir import RunDir
 from scaling.sampling import SamplingConfig
+from tests.helpers import run_scaling
 from tests.use.helpers import TINY, random_params
 
 PROMPT = [ord(c) for c in "Once"]
@@ -115,3 +116,15 @@ def test_max_new_tokens_is_cut_to_the_context(tiny_run):
     assert max_new_tokens_that_fit(TINY, 20) == TINY.T - 20 + 1
     texts = generate(run, "x" * 20, max_new_tokens=100, sampling=SamplingConfig(temperature=0.0))
     assert len(texts) == 1
+
+
+def test_a_one_device_run_samples_the_same_on_eight_devices(tiny_run):
+    """The checkpoint is restored onto an 8-device mesh (sharding table, partial restore) and decodes the
+    same tokens as on one device: greedy, and seeded sampling with several samples."""
+    path = str(tiny_run[0])
+    greedy, sampled = ("--temperature", "0"), ("--num-samples", "2", "--seed", "5", "--top-k", "20")
+    for flags, headers in ((greedy, 0), (sampled, 2)):
+        argv = ("generate", path, "--prompt", "ab", "--max-new-tokens", "12", *flags)
+        one, eight = run_scaling(*argv, devices=1).stdout, run_scaling(*argv, devices=8).stdout
+        assert one.count("--- sample") == headers and one.count("ab") >= max(headers, 1)
+        assert eight == one
