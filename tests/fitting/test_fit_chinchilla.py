@@ -84,8 +84,11 @@ def test_optimum_outside_the_grid_is_flagged():
     table = _synthetic()
     # Same shape as the default grid (no new compilation), but true alpha, beta ~0.35 lie below every start.
     grid = hoffmann_grid(exponents=(1.0, 1.25, 1.5, 1.75, 2.0))
-    with pytest.warns(FitWarning, match="outside the grid of starts in alpha, beta"):
+    with pytest.warns(FitWarning) as record:
         fit = fit_chinchilla(table, n_boot=N_BOOT, grid=grid, progress=False)
+    messages = [str(w.message) for w in record]
+    assert any("outside the grid of starts in alpha, beta" in m for m in messages)
+    assert any("reached only from starts on the grid's boundary: widen the grid" in m for m in messages)
     assert fit.diagnostics["optimum_outside_grid"] == ["alpha", "beta"]
     # Every start that reached the optimum began at alpha or beta = 1.0, the grid's lower edge.
     assert fit.diagnostics["best_reached_only_from_boundary"]
@@ -94,6 +97,9 @@ def test_optimum_outside_the_grid_is_flagged():
 def test_non_convergence_is_flagged(monkeypatch):
     table = _synthetic()
     monkeypatch.setattr(huber_fit, "POLISH_OPTIONS", LbfgsOptions(max_evals=2, gtol=1e-30, ftol=0.0))
-    with pytest.warns(FitWarning, match="did not converge"):
+    with pytest.warns(FitWarning) as record:
         fit = fit_chinchilla(table, n_boot=N_BOOT, progress=False)
+    messages = [str(w.message) for w in record]
+    assert any("did not converge" in m for m in messages)
+    assert f"{N_BOOT} of {N_BOOT} bootstrap refits failed to converge" in messages
     assert not fit.diagnostics["converged"]
