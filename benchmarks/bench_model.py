@@ -116,18 +116,18 @@ def time_matmuls(matmuls: Counter[Matmul], rounds: int) -> tuple[list[float], li
 
 def bench_shape(cfg: ModelConfig, rounds: int) -> Row:
     mesh = make_mesh(MeshConfig())
-    tx = make_optimizer(OptimConfig(), total_steps=1000)
+    tx = make_optimizer(OptimConfig())
     tokens = np.random.default_rng(0).integers(0, cfg.V, (1, BATCH, cfg.T + 1), dtype=np.int32)
     with jax.set_mesh(mesh):
         layout = make_layout(cfg, tx, mesh)
         params, opt_state = init_state(cfg, tx, layout, seed=0)
         step = make_train_step(layout, tx, mesh)
-        matmuls = matmuls_of(step, params, opt_state, tokens, 0)
+        matmuls = matmuls_of(step, params, opt_state, tokens, 0, 1e-3)
         seconds, ceilings = [], []
         for i in range(rounds + 1):
             probe = measure_matmul_flops(2048, repeats=3)
             start = time.perf_counter()
-            params, opt_state, metrics = step(params, opt_state, tokens, i)
+            params, opt_state, metrics = step(params, opt_state, tokens, i, 1e-3)
             jax.block_until_ready((params, metrics))
             if i > 0:  # step 0 compiles
                 seconds.append(time.perf_counter() - start)

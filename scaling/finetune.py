@@ -29,7 +29,7 @@ from scaling.errors import UserError
 from scaling.generate import LoadedRun, load_run
 from scaling.loss import cross_entropy_sum
 from scaling.model import GPT
-from scaling.optimizer import OptimConfig, make_optimizer
+from scaling.optimizer import OptimConfig, learning_rates, make_optimizer
 from scaling.run_dir import RunDir, atomic_write_text
 from scaling.tasks import AuthorTaskConfig, TaskData, author_task, jsonl_task
 
@@ -132,10 +132,10 @@ def losses(
 def make_steps(graphdef: Any, tx: optax.GradientTransformation, lm_weight: float):
     """(train_step, eval_step), jitted; train_step donates and returns the state and optimizer state."""
 
-    def train_step(state, opt_state, tokens_BxT, lengths_B, labels_B):
+    def train_step(state, opt_state, tokens_BxT, lengths_B, labels_B, lr):
         grad_fn = jax.value_and_grad(losses, argnums=1, has_aux=True)
         (loss, parts), grads = grad_fn(graphdef, state, tokens_BxT, lengths_B, labels_B, lm_weight)
-        updates, opt_state = tx.update(grads, opt_state, state)
+        updates, opt_state = tx.update(grads, opt_state, state, learning_rate=lr)
         return optax.apply_updates(state, updates), opt_state, {"loss": loss, **parts}
 
     def eval_step(state, tokens_BxT, lengths_B):
@@ -192,12 +192,10 @@ def finetune(
     train_tokens, train_lengths = encode_examples(data.train_texts, run.tokenizer, max_len)
     test_tokens, test_lengths = encode_examples(data.test_texts, run.tokenizer, max_len)
 
-    tx = make_optimizer(
-        OptimConfig(
-            lr=cfg.lr, schedule="cosine", warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay
-        ),
-        cfg.steps,
+    optim = OptimConfig(
+        lr=cfg.lr, schedule="cosine", warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay
     )
+    tx, lrs = make_optimizer(optim), learning_rates(optim, cfg.steps)
     state = _initial_state(run, cfg, len(data.label_names))
     opt_state = tx.init(state)
     train_step, eval_step = make_steps(run.graphdef, tx, cfg.lm_weight)
@@ -208,7 +206,7 @@ def finetune(
     for step in tqdm(range(cfg.steps), disable=not progress, desc=f"finetune {cfg.name}", unit="step"):
         rows = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         state, opt_state, metrics = train_step(
-            state, opt_state, train_tokens[rows], train_lengths[rows], data.train_labels[rows]
+            state, opt_state, train_tokens[rows], train_lengths[rows], data.train_labels[rows], lrs[step]
         )
         window.append(metrics)
         if (step + 1) % 20 == 0 or step + 1 == cfg.steps:

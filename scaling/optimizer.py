@@ -1,4 +1,9 @@
-"""AdamW with decoupled weight decay on matrices only, and the learning-rate schedules sweeps choose from."""
+"""AdamW with decoupled weight decay on matrices only, and the learning-rate schedules sweeps choose from.
+
+The schedule is evaluated on the host and the rate enters each step as an argument, so the compiled step does
+not depend on the run's length: sweep runs of one shape and batch at different budgets share one compilation
+(and the persistent compilation cache serves every run after the first).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Schedule = Literal["cosine", "wsd", "constant"]
@@ -70,16 +76,29 @@ def decay_mask(params) -> object:
     return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
 
 
-def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+def learning_rates(cfg: OptimConfig, total_steps: int) -> np.ndarray:
+    """float32 rate of every step: entry i is what update i (0-based) is scaled by."""
+    schedule = jax.jit(jax.vmap(make_schedule(cfg, total_steps)))
+    return np.asarray(schedule(jnp.arange(total_steps)), np.float32)
+
+
+def scale_by_learning_rate_arg() -> optax.GradientTransformationExtraArgs:
+    """Scale updates by -learning_rate, the rate given to `update` as the keyword `learning_rate`."""
+
+    def update(updates, state, params=None, *, learning_rate, **extra_args):
+        del params, extra_args
+        return jax.tree.map(lambda u: (-learning_rate * u).astype(u.dtype), updates), state
+
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+
+
+def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformationExtraArgs:
+    """AdamW as optax.adamw composes it (Adam, decoupled decay, then the rate), with the rate an argument:
+    `tx.update(grads, opt_state, params, learning_rate=lr)`."""
     parts = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
-    parts.append(
-        optax.adamw(
-            make_schedule(cfg, total_steps),
-            b1=cfg.beta1,
-            b2=cfg.beta2,
-            eps=cfg.eps,
-            weight_decay=cfg.weight_decay,
-            mask=decay_mask,
-        )
-    )
+    parts += [
+        optax.scale_by_adam(b1=cfg.beta1, b2=cfg.beta2, eps=cfg.eps),
+        optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
+        scale_by_learning_rate_arg(),
+    ]
     return optax.chain(*parts)

@@ -26,7 +26,7 @@ from scaling.data import TokenDataset, check_context_fits, eval_batches, load_da
 from scaling.errors import UserError
 from scaling.evaluate import evaluate, global_array, make_eval_step
 from scaling.mfu import mfu, peak_flops_per_device
-from scaling.optimizer import make_optimizer, make_schedule
+from scaling.optimizer import learning_rates, make_optimizer
 from scaling.run_config import RunConfig
 from scaling.run_dir import RunDir
 from scaling.run_guard import exclusive, stop_on_sigterm
@@ -99,8 +99,8 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
     multihost_utils.sync_global_devices("run directory claimed")
 
     S, B, M, T = cfg.train.steps, cfg.train.batch_size, cfg.train.micro_batches, cfg.model.T
-    tx = make_optimizer(cfg.optim, S)
-    schedule = make_schedule(cfg.optim, S)
+    tx = make_optimizer(cfg.optim)
+    lrs = learning_rates(cfg.optim, S)
     layout = make_layout(cfg.model, tx, mesh)
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     try:
@@ -134,7 +134,9 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
 
         with jax.set_mesh(mesh):
             compile_start = time.perf_counter()
-            compiled = step_fn.lower(params, opt_state, batch_at(start), jnp.int32(start)).compile()
+            compiled = step_fn.lower(
+                params, opt_state, batch_at(start), jnp.int32(start), jnp.float32(lrs[min(start, S - 1)])
+            ).compile()
             timings["compile_seconds"] = time.perf_counter() - compile_start
             log.info(
                 "train step compiled in %.1f s; memory: %s",
@@ -181,7 +183,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
                         "tokens": step * B * T,
                         "flops": step * B * T * cfg.model.flops_per_token,
                         "train_loss": host["loss"],
-                        "lr": float(schedule(step - 1)),
+                        "lr": float(lrs[step - 1]),
                         "grad_norm": host["grad_norm"],
                         "update_norm": host["update_norm"],
                         "tokens_per_second": tps,
@@ -196,7 +198,9 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
             tick = time.perf_counter()
             step = start
             for i in range(start, S):
-                params, opt_state, metrics = compiled(params, opt_state, batch_at(i), jnp.int32(i))
+                params, opt_state, metrics = compiled(
+                    params, opt_state, batch_at(i), jnp.int32(i), jnp.float32(lrs[i])
+                )
                 if pending is not None and not handle(*pending):
                     status = "diverged"
                     break

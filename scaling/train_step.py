@@ -31,13 +31,15 @@ def microbatch_sharding(mesh: Mesh) -> NamedSharding:
 def make_train_step(
     layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = False
 ) -> Callable:
-    """`step(params, opt_state, tokens_MxBxT1, step) -> (params, opt_state, metrics)`.
+    """`step(params, opt_state, tokens_MxBxT1, step, lr) -> (params, opt_state, metrics)`.
 
-    Params and optimizer state are donated; metrics come back replicated: loss (token mean over the whole
+    `lr` is this step's learning rate (see `optimizer.learning_rates`); optimizers that take no rate ignore
+    it. Params and optimizer state are donated; metrics come back replicated: loss (token mean over the whole
     global batch), grad_norm (before clipping), update_norm and tokens.
     """
+    tx = optax.with_extra_args_support(tx)
 
-    def step_fn(params, opt_state, tokens_MxBxT1, step):
+    def step_fn(params, opt_state, tokens_MxBxT1, step, lr):
         def accumulate(carry, inputs):
             grads_acc, loss_acc, count_acc = carry
             tokens_BxT1, index = inputs
@@ -53,7 +55,7 @@ def make_train_step(
         init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
         (grads, total, count), _ = jax.lax.scan(accumulate, init, (tokens_MxBxT1, jnp.arange(num_micro)))
         grads = jax.tree.map(lambda g: g / count, grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, opt_state = tx.update(grads, opt_state, params, learning_rate=lr)
         params = optax.apply_updates(params, updates)
         metrics = {
             "loss": total / count,
@@ -66,7 +68,7 @@ def make_train_step(
     rep = replicated(mesh)
     return jax.jit(
         step_fn,
-        in_shardings=(layout.param_shardings, layout.opt_shardings, microbatch_sharding(mesh), rep),
+        in_shardings=(layout.param_shardings, layout.opt_shardings, microbatch_sharding(mesh), rep, rep),
         out_shardings=(layout.param_shardings, layout.opt_shardings, rep),
         donate_argnums=(0, 1),
     )

@@ -45,7 +45,7 @@ def _child() -> dict:
             params, opt_state = init_state(cfg, tx, layout, seed=0)
             initial = jax.tree.map(np.asarray, params)
             step = make_train_step(layout, tx, mesh)
-            params, _, metrics = step(params, opt_state, tokens_MxBxT1, 0)
+            params, _, metrics = step(params, opt_state, tokens_MxBxT1, 0, 0.5)  # sgd ignores this rate
         flat = jax.tree_util.tree_flatten_with_path(params)[0]
         return {
             "metrics": {k: float(v) for k, v in metrics.items()},

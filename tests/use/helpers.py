@@ -44,7 +44,7 @@ def save_run(path: Path, params, cfg: ModelConfig = TINY, step: int = 7) -> Path
     config = RunConfig(name="tiny", model=cfg, data=DataConfig(encoding="bytes"))
     RunDir(path).claim(to_dict(config))
     store = CheckpointStore(path / "checkpoints", keep=1)
-    opt_state = make_optimizer(config.optim, config.train.steps).init(params)
+    opt_state = make_optimizer(config.optim).init(params)
     store.save(step, params, opt_state, {"step": step, "encoding": "bytes", "vocab_size": 257})
     store.close()
     return path
