@@ -76,6 +76,12 @@ class CheckpointStore:
 
     def _unreadable(self, step: int, err: Exception) -> UserError:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        if "tree structures do not match" in first_line:
+            return UserError(
+                f"checkpoint {self.directory / str(step)} holds a training state laid out differently from "
+                "this run's (another optimizer setup, or written by an older version of scaling, whose AdamW "
+                "state had a schedule counter); start a new run directory"
+            )
         return UserError(
             f"checkpoint {self.directory / str(step)} is corrupted or truncated ({type(err).__name__}: "
             f"{first_line}); move it aside to resume from an earlier checkpoint, or start a new run directory"

@@ -7,10 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
+import optax
 import pytest
 
+from scaling.checkpoint import CheckpointStore
 from scaling.cli import main
+from scaling.errors import UserError
+from scaling.sharding import MeshConfig, make_mesh
+from scaling.train_state import make_layout
 from tests.helpers import tiny_run_config, write_config
+from tests.use.helpers import TINY, random_params, save_run
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -134,3 +141,13 @@ def test_run_directory_of_another_config(tmp_path, capsys, trained_run):
     expect_one_line_error(*run_cli(capsys, str(path), "--out", str(copy)), "different config", "model.D")
     assert snapshot(copy) == before
     assert json.loads((copy / "summary.json").read_text())["status"] == "completed"
+
+
+def test_checkpoint_of_another_state_layout(tmp_path):
+    """A checkpoint whose optimizer state has another tree (an SGD run, or an older scaling) is named as
+    such, not as corrupted."""
+    run = save_run(tmp_path / "run", random_params(TINY)[1])
+    mesh = make_mesh(MeshConfig())
+    store = CheckpointStore(run / "checkpoints", keep=1, read_only=True)
+    with jax.set_mesh(mesh), pytest.raises(UserError, match="laid out differently"):
+        store.restore(7, make_layout(TINY, optax.sgd(0.1, momentum=0.9), mesh))
