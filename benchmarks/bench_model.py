@@ -6,8 +6,9 @@ every timed step is paired with a ceiling probe taken right before it: the table
 against the fastest probe of the whole run, and the median of the per-pair ratios (the steadier figure).
 
 Then the step's own matmuls (every dot_general of its jaxpr, with its shapes, layout and count) are timed
-one by one on their own, each paired with the probe the same way. Their summed time bounds the step from
-below: the step's ratio cannot exceed theirs, whatever happens to everything that is not a matmul.
+one by one on their own, each paired with the probe the same way. Inside the step XLA compiles the same
+products (it may change their layouts or fuse elementwise work into them), so their summed time is in effect
+a lower bound on the step's: the step's ratio cannot much exceed theirs, whatever happens to the rest.
 
     python benchmarks/bench_model.py [--rounds 6] [--write]
 
@@ -147,8 +148,8 @@ def table(rows: list[Row], rounds: int, machine: str) -> str:
         f"({ceiling / 1e9:.1f} GFLOP/s). tokens/s and GFLOP/s are from the fastest step. Matmuls alone = "
         "the step's dot_generals (from its jaxpr: shapes, dimension numbers, counts) compiled and timed one "
         "by one, best of 3 each, summed per round: the same model FLOPs over that time, paired with a probe "
-        "(median over rounds), an upper bound on the step's pair ratio; matmul share = their time over the "
-        "step's (medians).",
+        "(median over rounds), in effect an upper bound on the step's pair ratio; matmul share = their time "
+        "over the step's (medians).",
         "",
         "| D | L | H | params | tokens/s | GFLOP/s | pair ratio (median) | best/best | matmuls alone "
         "| matmul share |",
