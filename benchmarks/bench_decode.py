@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +22,7 @@ from flax import nnx
 from report import machine_line
 
 from scaling.generate import decode_loop
+from scaling.mfu import best_seconds
 from scaling.model import GPT
 from scaling.model_config import ModelConfig
 from scaling.sampling import SamplingConfig
@@ -51,12 +51,7 @@ def uncached_greedy(graphdef, params, prompt_1xP, N: int) -> jax.Array:
 
 def timed(fn, *args, repeats: int) -> tuple[float, np.ndarray]:
     out = np.asarray(fn(*args))  # compile and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = np.asarray(jax.block_until_ready(fn(*args)))
-        best = min(best, time.perf_counter() - start)
-    return best, out
+    return best_seconds(lambda: jax.block_until_ready(fn(*args)), repeats), out
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from report import machine_line, write_section
 
-from scaling.mfu import measure_matmul_flops
+from scaling.mfu import best_seconds, measure_matmul_flops
 from scaling.model_config import ModelConfig
 from scaling.optimizer import OptimConfig, make_optimizer
 from scaling.sharding import MeshConfig, make_mesh
@@ -93,16 +93,7 @@ def timed_matmul(matmul: Matmul) -> Callable[[], float]:
         )
     )
     dot(lhs, rhs).block_until_ready()
-
-    def run() -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            dot(lhs, rhs).block_until_ready()
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    return run
+    return lambda: best_seconds(lambda: dot(lhs, rhs).block_until_ready(), repeats=3)
 
 
 def time_matmuls(matmuls: Counter[Matmul], rounds: int) -> tuple[list[float], list[float]]:

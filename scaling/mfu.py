@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,12 +66,18 @@ def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
     b_NxN = jax.random.normal(key_b, (n, n), jnp.float32)
     matmul = jax.jit(jnp.matmul)
     matmul(a_NxN, b_NxN).block_until_ready()
+    return 2 * n**3 / best_seconds(lambda: matmul(a_NxN, b_NxN).block_until_ready(), repeats)
+
+
+def best_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Fastest of `repeats` timed calls of `run`, which must block until its work is done: on a shared
+    machine the fastest call is the one least disturbed by other work."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a_NxN, b_NxN).block_until_ready()
+        run()
         best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+    return best
 
 
 def cache_dir() -> Path:
