@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from scaling.data.jsonl import text_records
 from scaling.errors import UserError
 
 
@@ -148,15 +148,7 @@ def jsonl_task(path: str | Path, test_fraction: float, seed: int) -> TaskData:
     if not path.is_file():
         raise UserError(f"task file {path} does not exist")
     texts, raw_labels = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise UserError(f'{path}:{number}: each line must be an object with a "text" string')
+    for number, row in text_records(path):
         if "label" not in row or not isinstance(row["label"], str | int) or isinstance(row["label"], bool):
             raise UserError(f'{path}:{number}: the "label" (a string or integer) is missing')
         texts.append(row["text"])

@@ -14,7 +14,6 @@ so the validation split is whole chunks.
 
 from __future__ import annotations
 
-import json
 import os
 import sysconfig
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import numpy as np
 
 from scaling.data.config import BUILTIN_CORPORA
 from scaling.data.download import download
+from scaling.data.jsonl import text_records
 from scaling.errors import UserError
 
 Kind = Literal["whole", "txt", "jsonl"]
@@ -147,7 +147,7 @@ def _source_documents(source: Source) -> Iterator[str]:
     elif source.kind == "txt":
         yield from _split_stream(source.path)
     else:
-        yield from _jsonl_texts(source.path)
+        yield from (record["text"] for _, record in text_records(source.path))
 
 
 def _split_stream(path: Path) -> Iterator[str]:
@@ -170,20 +170,6 @@ def _split_stream(path: Path) -> Iterator[str]:
                 yield from pieces[1:-1]
                 parts = [pieces[-1]]
     yield "".join(parts)
-
-
-def _jsonl_texts(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise UserError(f'{path}:{lineno}: no "text" field holding a string')
-            yield record["text"]
 
 
 def _capped(docs: Iterator[str], max_bytes: int | None) -> Iterator[str]:
