@@ -142,6 +142,9 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"  {name:>8} = {value:.10g}  {_fmt_interval(result.intervals.get(name))}")
     if result.objective is not None:
         print(f"  objective = {result.objective:.17g}")
+    if not result.identified:
+        print(f"  NOT IDENTIFIED: {'; '.join(result.diagnostics['unidentified'])}")
+        print(f"  {result.diagnostics['advice']}; `scaling predict` refuses this fit without --force")
     print(f"wrote {path}")
     return 0
 
@@ -155,9 +158,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.compute is not None:
         if args.params is not None or args.tokens is not None:
             raise UserError("give either --compute, or --params and --tokens, not both")
-        pred = predict_compute(fit, args.compute)
+        pred = predict_compute(fit, args.compute, force=args.force)
     elif args.params is not None and args.tokens is not None:
-        pred = predict(fit, args.params, args.tokens)
+        pred = predict(fit, args.params, args.tokens, force=args.force)
     else:
         raise UserError("give --params N and --tokens D, or --compute C")
     if args.json:
@@ -244,6 +247,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens", type=_positive, help="training tokens D")
     p.add_argument("--compute", type=_positive, help="compute budget C in FLOPs: compute-optimal N, D, loss")
     p.add_argument("--json", action="store_true", help="one JSON object: loss, interval (params, tokens)")
+    p.add_argument("--force", action="store_true", help="predict even from a fit flagged as unidentified")
     p.set_defaults(func=run_predict)
 
     p = subparsers.add_parser("backtest", help="fit on cheap runs, report errors on expensive ones")

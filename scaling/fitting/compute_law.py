@@ -78,8 +78,9 @@ def fit_saturating(C: np.ndarray, L: np.ndarray, start: dict[str, float] | None 
     """Least-squares `log L = log(E + A C^-alpha)` through a few points: the best of a small grid of starts,
     or one run from `start` (a previous fit, as for bootstrap refits). NaN when fewer than 3 points."""
     C, L = np.asarray(C, np.float64), np.asarray(L, np.float64)
-    if C.size < 3:
-        return {"E": float("nan"), "A": float("nan"), "alpha": float("nan")}
+    nan = {"E": float("nan"), "A": float("nan"), "alpha": float("nan")}
+    if C.size < 3 or not (np.all(np.isfinite(L)) and np.all(L > 0)):
+        return nan  # a resample's parabola can give a vertex loss <= 0: no law through it
     x = np.log(C)
     y = np.log(L)
 
@@ -94,7 +95,11 @@ def fit_saturating(C: np.ndarray, L: np.ndarray, start: dict[str, float] | None 
             starts.append([np.log(max(L.max() - np.exp(e), 1e-3)) + alpha * x.min(), alpha, e])
     best = None
     for x0 in starts:
+        if not np.all(np.isfinite(residuals(np.asarray(x0)))):
+            continue
         res = least_squares(residuals, x0, method="lm", xtol=1e-14, ftol=1e-14, gtol=1e-14)
         if best is None or res.cost < best.cost:
             best = res
+    if best is None:
+        return nan
     return {k: float(v) for k, v in to_paper(np.array([best.x[0], best.x[1], best.x[2]])).items()}

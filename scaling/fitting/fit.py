@@ -15,6 +15,7 @@ import dataclasses
 import warnings
 
 from scaling.errors import UserError
+from scaling.fitting.identify import identify
 from scaling.fitting.result import LAWS, FitResult
 from scaling.fitting.table import FitWarning, RunTable
 
@@ -45,6 +46,9 @@ def fit_table(table: RunTable, law: str = "chinchilla", options: FitOptions | No
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
         result = _dispatch(table, law, opts)
+        check = identify(law, result.params, result.intervals, result.diagnostics, float(table.L.min()))
+        if not check.identified:
+            warnings.warn(f"unidentified fit: {check.message()}", FitWarning, stacklevel=2)
     messages = [str(w.message) for w in caught if issubclass(w.category, FitWarning)]
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -57,7 +61,13 @@ def fit_table(table: RunTable, law: str = "chinchilla", options: FitOptions | No
             "loss_column": spec.columns.loss,
             **result.conventions,
         },
-        diagnostics={**result.diagnostics, "warnings": messages},
+        diagnostics={
+            **result.diagnostics,
+            "identified": check.identified,
+            "unidentified": list(check.problems),
+            "advice": "" if check.identified else check.advice,
+            "warnings": messages,
+        },
         table={
             "source": spec.source,
             "sha256": table.sha256,

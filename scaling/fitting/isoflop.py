@@ -20,6 +20,8 @@ from scaling.fitting.compute_law import fit_saturating
 from scaling.fitting.result import FitResult
 from scaling.fitting.table import FitWarning, RunTable
 
+_MAX_VERTEX_DISTANCE = np.log(1e4)  # a vertex 10,000x beyond the sizes' mean is no minimum of the data
+
 
 def budget_groups(table: RunTable, tolerance: float = 0.25) -> np.ndarray:
     """Group id per run: equal `budget` values, else FLOPs within `tolerance` (relative) of the group's
@@ -76,6 +78,15 @@ def vertices(
                 )
             continue
         x_opt = -p1 / (2.0 * p2)
+        if abs(x_opt - x.mean()) > _MAX_VERTEX_DISTANCE:
+            if warn:
+                warnings.warn(
+                    f"budget {budget:.3g} FLOPs: the parabola's minimum is orders of magnitude away from the "
+                    "sampled sizes (the profile is nearly flat or straight): skipped",
+                    FitWarning,
+                    stacklevel=4,
+                )
+            continue
         if warn and not x.min() <= x_opt <= x.max():
             warnings.warn(
                 f"budget {budget:.3g} FLOPs: the parabola's minimum N={np.exp(x_opt):.3g} lies outside the "

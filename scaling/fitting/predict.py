@@ -59,8 +59,10 @@ def loss_fn(fit: FitResult):
     return None
 
 
-def predict(fit: FitResult, params: float, tokens: float) -> Prediction:
-    """Loss of a model with `params` parameters (the fit's parameter convention) trained on `tokens`."""
+def predict(fit: FitResult, params: float, tokens: float, force: bool = False) -> Prediction:
+    """Loss of a model with `params` parameters (the fit's parameter convention) trained on `tokens`.
+    An unidentified fit is refused unless `force`."""
+    fit.require_identified(force)
     n, d = _positive("--params", params), _positive("--tokens", tokens)
     fn = loss_fn(fit)
     if fn is None:
@@ -75,8 +77,10 @@ def predict(fit: FitResult, params: float, tokens: float) -> Prediction:
     )
 
 
-def predict_compute(fit: FitResult, compute: float) -> Prediction:
-    """Compute-optimal allocation for `compute` FLOPs (the fit's FLOPs convention) and its loss."""
+def predict_compute(fit: FitResult, compute: float, force: bool = False) -> Prediction:
+    """Compute-optimal allocation for `compute` FLOPs (the fit's FLOPs convention) and its loss.
+    An unidentified fit is refused unless `force`."""
+    fit.require_identified(force)
     c = _positive("--compute", compute)
     p = fit.params
     if fit.law == "chinchilla":

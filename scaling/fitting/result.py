@@ -44,6 +44,21 @@ class FitResult:
     table: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def identified(self) -> bool:
+        """False when `scaling fit` flagged the optimum as not pinned down by the data (identify.py)."""
+        return bool(self.diagnostics.get("identified", True))
+
+    def require_identified(self, force: bool = False) -> None:
+        """Refuse to extrapolate an unidentified fit unless `force`."""
+        if self.identified or force:
+            return
+        reasons = "; ".join(self.diagnostics.get("unidentified", ())) or "flagged by the fit"
+        raise UserError(
+            f"this {self.law} fit is not identified by its runs ({reasons}); its predictions mean "
+            f"nothing: {self.diagnostics.get('advice') or 'add runs'} (or pass --force)"
+        )
+
     def sample_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.samples.items()}
 
@@ -68,6 +83,11 @@ class FitResult:
             if data.get("law") not in LAWS:
                 raise UserError(f"{path}: unknown law {data.get('law')!r}")
             data["intervals"] = {k: tuple(v) for k, v in data["intervals"].items()}
+            bad = [
+                k for k, v in data["params"].items() if isinstance(v, bool) or not isinstance(v, int | float)
+            ]
+            if bad:
+                raise UserError(f"{path}: parameter {bad[0]} is {data['params'][bad[0]]!r}, not a number")
             return cls(**data)
         except (json.JSONDecodeError, TypeError, AttributeError, KeyError) as err:
             raise UserError(f"{path} is not a FIT.json written by `scaling fit`: {err}") from None
