@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scaling.errors import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sweep = subparsers.add_parser(
@@ -21,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("run", _run, "run every unfinished run (skip completed, resume interrupted), then collect"),
         ("status", _status, "table of each run's status, progress and loss"),
         ("collect", _collect, "write results.csv (one row per run) for the fitter"),
+        ("validate", _validate, "fit every law on the ladder, score its predictions of the targets"),
     ):
         parser = commands.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("sweep", help="sweep YAML file")
@@ -30,11 +29,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument("--workers", type=int, help="runs at once (default: launch.workers)")
         if name == "run":
             _add_run_options(parser)
+        if name == "validate":
+            parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+            parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap refits per law")
+            parser.add_argument(
+                "--confidence", type=float, default=0.8, help="interval coverage (default 0.8)"
+            )
     demo = subparsers.add_parser(
         "demo",
-        help="the CPU IsoFLOP sweep end to end: plan, run, collect, fit, plot, predict (resumable)",
-        description="Plan and run experiments/cpu_isoflop.yaml, collect results.csv, fit a scaling law and "
-        "predict the loss and compute-optimal size at 1000x the largest budget. Rerun to resume.",
+        help="a small CPU ladder end to end: train it, size and train a 10x target, score the prediction",
+        description="Run the ladder of experiments/cpu_demo.yaml, size its target (10x the largest budget) "
+        "from the ladder's fit, train it, then fit every law on the ladder and compare its prediction with "
+        "the trained target. Rerun to resume.",
     )
     demo.add_argument("--sweep", default=str(default_demo_sweep()), help="sweep file")
     _add_out(demo)
@@ -45,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_demo_sweep() -> Path:
-    return Path(__file__).resolve().parents[2] / "experiments" / "cpu_isoflop.yaml"
+    return Path(__file__).resolve().parents[2] / "experiments" / "cpu_demo.yaml"
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
@@ -66,93 +72,38 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="with --launcher slurm: wait for the jobs")
 
 
-def load(args: argparse.Namespace):
-    from scaling.sweep.ledger import Ledger
-    from scaling.sweep.plan import plan
-    from scaling.sweep.spec import load_sweep
-
-    spec = load_sweep(args.sweep)
-    runs = plan(spec)
-    ledger = Ledger(Path(args.out) if args.out else Path("runs") / spec.name)
-    return spec, runs, ledger
-
-
-def worker_count(args: argparse.Namespace, spec) -> int:
-    count = getattr(args, "workers", None) or spec.launch.workers
-    if count < 1:
-        raise UserError(f"--workers must be >= 1, got {count}")
-    return count
-
-
-def plan_table(spec, runs, ledger, workers: int) -> str:
-    from scaling.sweep.estimate import format_duration, run_throughput
-    from scaling.sweep.plan import format_count
-
-    summaries = [s for s in (_summary(ledger, r.name) for r in runs) if s is not None]
-    throughput = run_throughput(spec.launch, workers, summaries)
-    header = f"{'name':<22} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8}"
-    lines = [
-        f"sweep {spec.name} (recipe {spec.recipe.name}): {len(runs)} runs in {ledger.sweep_dir}",
-        header,
-        "-" * len(header),
-    ]
-    for run in runs:
-        lines.append(
-            f"{run.name:<22} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
-            f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
-            f"{format_duration(throughput.seconds(run.flops)):>8}"
-        )
-    total = sum(throughput.seconds(r.flops) for r in runs)
-    lines.append(
-        f"N: non-embedding parameters; D: tokens; C: exact training FLOPs ({sum(r.flops for r in runs):.3g} "
-        f"in all). Estimated time = C / throughput, {throughput.how}."
-    )
-    lines.append(
-        f"Step time in all {format_duration(total)}, about {format_duration(total / workers)} of wall "
-        f"time on {workers} worker(s), plus compilation, evaluation and checkpoints per run."
-    )
-    return "\n".join(lines)
-
-
-def _summary(ledger, name: str) -> dict | None:
-    from scaling.run_dir import RunDir
-
-    return RunDir(ledger.run_dir(name)).summary()
-
-
 def _plan(args: argparse.Namespace) -> int:
-    spec, runs, ledger = load(args)
-    print(plan_table(spec, runs, ledger, worker_count(args, spec)))
+    from scaling.sweep.workflow import load, plan_table, worker_count
+
+    sweep = load(args)
+    print(plan_table(sweep, worker_count(args, sweep.spec)))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    spec, runs, ledger = load(args)
-    if args.launcher == "slurm":
-        return _run_slurm(args, spec, runs, ledger)
-    from scaling.sweep.collect import write_results
-    from scaling.sweep.launch import LocalLauncher, make_slots
-    from scaling.sweep.status import format_table
+    from scaling.sweep.workflow import load, run_local, worker_count
 
-    slots = make_slots(spec.launch, worker_count(args, spec))
-    launcher = LocalLauncher(
-        runs, ledger, slots, retry_failed=args.retry_failed, progress=not args.no_progress
-    )
-    states = launcher.run()
-    print(format_table(states, list(runs)))
-    path, _ = write_results(runs, ledger, spec.recipe.name)
-    print(f"wrote {path}")
+    sweep = load(args)
+    if args.launcher == "slurm":
+        return _run_slurm(args, sweep)
+    states = run_local(sweep, worker_count(args, sweep.spec), args.retry_failed, not args.no_progress)
+    print(f"wrote {sweep.results_path}")
     return 0 if all(s.status == "completed" for s in states) else 1
 
 
-def _run_slurm(args: argparse.Namespace, spec, runs, ledger) -> int:
+def _run_slurm(args: argparse.Namespace, sweep) -> int:
     from scaling.sweep.slurm import submit
 
-    jobs = submit(runs, ledger, spec.slurm, retry_failed=args.retry_failed, cluster=args.cluster)
+    if sweep.spec.targets is not None and not sweep.target_runs():
+        print("slurm: submitting the ladder; rerun after it completes to size and submit the targets")
+    runs = sweep.runs()
+    jobs = submit(runs, sweep.ledger, sweep.spec.slurm, retry_failed=args.retry_failed, cluster=args.cluster)
     if not jobs:
         print("nothing to submit: every run is completed (or failed/diverged; use --retry-failed)")
         return 0
-    print(f"submitted {len(jobs)} tasks: {', '.join(job.job_id for job in jobs)}; logs in {ledger.root}")
+    print(
+        f"submitted {len(jobs)} tasks: {', '.join(job.job_id for job in jobs)}; logs in {sweep.ledger.root}"
+    )
     if not args.wait:
         print(f"follow with: scaling sweep status {args.sweep}" + (f" --out {args.out}" if args.out else ""))
         return 0
@@ -163,19 +114,38 @@ def _run_slurm(args: argparse.Namespace, spec, runs, ledger) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from scaling.sweep.status import format_table, run_state
+    from scaling.sweep.workflow import load
 
-    _, runs, ledger = load(args)
-    print(format_table([run_state(r, ledger) for r in runs], list(runs)))
+    sweep = load(args)
+    runs = sweep.runs()
+    print(format_table([run_state(r, sweep.ledger) for r in runs], list(runs)))
     return 0
 
 
 def _collect(args: argparse.Namespace) -> int:
     from scaling.sweep.collect import write_results
+    from scaling.sweep.workflow import load
 
-    spec, runs, ledger = load(args)
-    path, rows = write_results(runs, ledger, spec.recipe.name)
+    sweep = load(args)
+    path, rows = write_results(sweep.runs(), sweep.ledger, sweep.spec.recipe.name)
     done = sum(r["status"] == "completed" for r in rows)
     print(f"wrote {path}: {len(rows)} runs, {done} completed")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import json
+
+    from scaling.sweep.validation import format_validation, run_validation
+    from scaling.sweep.workflow import load
+
+    sweep = load(args)
+    result = run_validation(sweep, n_boot=args.bootstrap, confidence=args.confidence)
+    if args.json:
+        print(json.dumps(result.summary()))
+        return 0
+    print(format_validation(result))
+    print(f"wrote validation.csv, validation.json, validation.png in {sweep.ledger.sweep_dir}")
     return 0
 
 

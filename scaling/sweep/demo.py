@@ -1,53 +1,45 @@
-"""`scaling demo`: the whole lab in one resumable command on the CPU IsoFLOP sweep.
+"""`scaling demo`: the lab's whole job in one resumable command, on a small CPU ladder.
 
-Plan, run (skipping what is done), collect `results.csv`, then hand the table to the analysis wing
-(`scaling fit`, `scaling predict`, `scaling plot`) for the predicted loss and compute-optimal size at
-1000x the sweep's largest budget. The analysis wing is called through its CLI, so the demo depends on
-the results table only, like any user of the fitter.
+Plan and run the ladder of `experiments/cpu_demo.yaml` (skipping what is done), size its target at 10x
+the largest ladder budget from the ladder's own fit, train it, then fit every law on the ladder alone and
+score its prediction of the target: predicted loss, interval, actual loss, error.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from scaling.cli import main as scaling_main
-from scaling.sweep.cli import load, plan_table, worker_count
-from scaling.sweep.collect import write_results
-from scaling.sweep.launch import LocalLauncher, make_slots
-from scaling.sweep.status import format_table
+from scaling.sweep.validation import format_validation, run_validation
+from scaling.sweep.workflow import load, plan_table, run_local, worker_count
 
-EXTRAPOLATION = 1000.0
+DEMO_BOOTSTRAP = 200
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    spec, runs, ledger = load(args)
-    workers = worker_count(args, spec)
-    print(plan_table(spec, runs, ledger, workers), flush=True)
-    launcher = LocalLauncher(
-        runs,
-        ledger,
-        make_slots(spec.launch, workers),
-        retry_failed=args.retry_failed,
-        progress=not args.no_progress,
-    )
-    states = launcher.run()
-    print(format_table(states, list(runs)))
-    table, _ = write_results(runs, ledger, spec.recipe.name)
-    print(f"wrote {table}")
-    if not all(s.status == "completed" for s in states):
+    sweep = load(args)
+    workers = worker_count(args, sweep.spec)
+    print(plan_table(sweep, workers), flush=True)
+    states = run_local(sweep, workers, args.retry_failed, not args.no_progress)
+    print(f"wrote {sweep.results_path}")
+    if not all(s.status == "completed" for s in states) or not sweep.target_runs():
         print("some runs did not complete: rerun `scaling demo` to resume (--retry-failed to retry failures)")
         return 1
-    target = EXTRAPOLATION * max(run.budget or run.flops for run in runs)
-    fit = ledger.sweep_dir / "fit.json"
-    for command in (
-        ["fit", str(table), "--out", str(fit), *(["--no-progress"] if args.no_progress else [])],
-        ["plot", str(fit), "--out", str(ledger.sweep_dir / "fit.png"), "--target-compute", f"{target:.6g}"],
-        ["predict", str(fit), "--compute", f"{target:.6g}"],
-    ):
-        print(f"$ scaling {' '.join(command)}", flush=True)
-        code = scaling_main(command)
-        sys.stdout.flush()
-        if code:
-            return code
+    result = run_validation(sweep, n_boot=DEMO_BOOTSTRAP)
+    print(format_validation(result))
+    print(f"wrote validation.csv, validation.json, validation.png in {sweep.ledger.sweep_dir}")
+    for law in result.results:
+        for row in law.rows:
+            print(_headline(law, row))
     return 0
+
+
+def _headline(law, row) -> str:
+    interval = (
+        f"{law.confidence:.0%} interval {row.interval[0]:.4f}-{row.interval[1]:.4f}" if row.interval else ""
+    )
+    verdict = "" if row.inside is None else ("inside" if row.inside else "OUTSIDE")
+    flag = "" if law.identified else " [fit not identified]"
+    return (
+        f"{row.name} ({row.extrapolation:.0f}x the ladder): {law.law}{flag} predicted {row.predicted:.4f} "
+        f"({interval}), trained {row.actual:.4f}, error {row.are:.2%} {verdict}"
+    )

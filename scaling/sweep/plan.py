@@ -20,7 +20,7 @@ from scaling.errors import UserError
 from scaling.model_config import ModelConfig
 from scaling.run_config import RunConfig
 from scaling.sharding import AXES, PARAM_SPECS, check_batch_divisible, check_divisible
-from scaling.sweep.spec import Recipe, SweepSpec
+from scaling.sweep.spec import SweepSpec
 
 
 @dataclass(frozen=True)
@@ -74,35 +74,50 @@ def format_sci(value: float) -> str:
 
 def plan(spec: SweepSpec) -> tuple[PlannedRun, ...]:
     """Every run of the sweep, in grid order; raises UserError naming the first bad entry."""
-    base_model = _base_model(spec)
+    model_base = base_model(spec)
     runs: list[PlannedRun] = []
     if spec.grid.isoflop is not None:
         for i, budget in enumerate(spec.grid.isoflop):
             for target in np.geomspace(*budget.params, budget.points):
                 entry = f"grid.isoflop[{i}] (flops {budget.flops:.3g}, params {target:.3g})"
-                model = spec.recipe.shape.shape_for(float(target), base_model)
+                model = spec.recipe.shape.shape_for(float(target), model_base)
                 tokens = budget.flops / model.flops_per_token
                 name = f"c{format_sci(budget.flops)}_n{format_count(model.params_nonembedding)}"
-                runs.append(_run(spec, name, entry, budget.flops, float(target), model, tokens))
+                runs += _seeded(spec, name, entry, budget.flops, float(target), model, tokens)
     else:
         grid = spec.grid.explicit
         assert grid is not None
         for i, target in enumerate(grid.params):
-            model = spec.recipe.shape.shape_for(target, base_model)
+            model = spec.recipe.shape.shape_for(target, model_base)
             for j, tokens in enumerate(grid.tokens):
                 entry = f"grid.explicit (params[{i}]={target:.3g}, tokens[{j}]={tokens:.3g})"
                 name = f"n{format_count(model.params_nonembedding)}_t{format_count(tokens)}"
-                runs.append(_run(spec, name, entry, None, target, model, tokens))
+                runs += _seeded(spec, name, entry, None, target, model, tokens)
     _check_unique(runs)
     return tuple(runs)
 
 
-def _base_model(spec: SweepSpec) -> ModelConfig:
+def _seeded(spec: SweepSpec, name: str, entry: str, *point) -> list[PlannedRun]:
+    """The grid point's runs, one per seed of the recipe (seed 0 keeps the plain name)."""
+    return [
+        planned_run(spec, name if seed == 0 else f"{name}_s{seed}", entry, *point, seed=seed)
+        for seed in range(spec.recipe.seeds)
+    ]
+
+
+def base_model(spec: SweepSpec) -> ModelConfig:
     return from_dict(ModelConfig, spec.base.get("model", {}), where=f"{spec.name}.base.model")
 
 
-def _run(
-    spec: SweepSpec, name: str, entry: str, budget: float | None, target: float, model, tokens: float
+def planned_run(
+    spec: SweepSpec,
+    name: str,
+    entry: str,
+    budget: float | None,
+    target: float,
+    model,
+    tokens: float,
+    seed: int = 0,
 ) -> PlannedRun:
     recipe = spec.recipe
     tokens_per_step = recipe.batch_size * model.T
@@ -113,18 +128,19 @@ def _run(
             f"{model.L=}) gets {steps} steps of {tokens_per_step:,} tokens, fewer than "
             f"recipe.min_steps={recipe.min_steps}; raise the budget or lower the model sizes"
         )
-    config = _run_config(spec, name, model, steps, recipe)
+    config = _run_config(spec, name, model, steps, seed)
     run = PlannedRun(name, entry, budget, target, config)
     _check_mesh(run, spec.launch.devices_per_run)
     return run
 
 
-def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, recipe: Recipe) -> RunConfig:
+def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed: int) -> RunConfig:
+    recipe = spec.recipe
     mapping: dict[str, Any] = copy.deepcopy(spec.base)
     mapping["name"] = name
     mapping.setdefault("model", {}).update(D=model.D, L=model.L, H=model.H, F=model.F)
     mapping.setdefault("train", {}).update(
-        steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches
+        steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches, seed=seed
     )
     mapping.setdefault("optim", {}).update(
         lr=recipe.lr.at(model.params_nonembedding),

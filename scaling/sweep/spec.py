@@ -27,6 +27,7 @@ RECIPE_OWNED = (
     "train.steps",
     "train.batch_size",
     "train.micro_batches",
+    "train.seed",
     "optim.lr",
     "optim.schedule",
     "optim.warmup_steps",
@@ -59,6 +60,8 @@ class Recipe:
     lr: peak LR from non-embedding size. warmup_fraction: warmup steps as a fraction of the run.
     schedule: cosine decays to min_lr_ratio at the run's last step (matched to its length); wsd holds the
     peak and decays over the last decay_fraction of steps. min_steps: the fewest steps a run may have.
+    seeds: runs per grid point, with train.seed 0..seeds-1 (names of seeds > 0 end in `_s<seed>`): a second
+    seed halves the run-to-run noise variance the fit sees, and shows how large that noise is.
     """
 
     name: str
@@ -71,6 +74,7 @@ class Recipe:
     min_lr_ratio: float
     decay_fraction: float
     min_steps: int
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -84,6 +88,8 @@ class Recipe:
             raise ValueError(f"recipe.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.min_steps < 1:
             raise ValueError(f"recipe.min_steps must be >= 1, got {self.min_steps}")
+        if self.seeds < 1:
+            raise ValueError(f"recipe.seeds must be >= 1, got {self.seeds}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,46 @@ class Grid:
             raise ValueError("give exactly one of isoflop (a list of budgets) or explicit")
         if self.isoflop is not None and not self.isoflop:
             raise ValueError("isoflop is an empty grid: list at least one budget")
+
+
+TargetLaw = Literal["chinchilla", "isoflop"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One large run trained after the ladder: a compute budget `flops` (its size chosen by the ladder's
+    fit) or an explicit model size `params` (non-embedding) and `tokens`."""
+
+    flops: float | None = None
+    params: float | None = None
+    tokens: float | None = None
+
+    def __post_init__(self) -> None:
+        by_budget = self.flops is not None
+        if by_budget == (self.params is not None or self.tokens is not None):
+            raise ValueError("give either flops, or params and tokens")
+        if not by_budget and (self.params is None or self.tokens is None):
+            raise ValueError("an explicit target needs both params and tokens")
+        for key in ("flops", "params", "tokens"):
+            value = getattr(self, key)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"{key} must be a positive finite number, got {value}")
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    """The runs that check the ladder's prediction: `law` (chinchilla or isoflop, both give a
+    compute-optimal size) is fitted to the finished ladder, counting parameters as `params`
+    (non-embedding or total, also the convention of explicit targets' `params`), and chooses each budget
+    target's size; `scaling sweep validate` fits every law with the same convention."""
+
+    law: TargetLaw
+    runs: tuple[Target, ...]
+    params: Literal["nonembedding", "total"] = "nonembedding"
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError("targets.runs is empty: list at least one {flops: ...} entry")
 
 
 @dataclass(frozen=True)
@@ -200,6 +246,7 @@ class SweepSpec:
     base: Any = field(default_factory=dict)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    targets: TargetsConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:

@@ -1,0 +1,161 @@
+"""`scaling sweep validate`: score every law's predictions of a sweep's targets, fitted on its ladder.
+
+Writes `validation.csv` (one row per law and target), `validation.json` (per law: median ARE, coverage
+of the intervals, identification, rows) and `validation.png` in the sweep directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaling.errors import UserError
+from scaling.fitting import FitOptions, load_table
+from scaling.fitting.validate import VALIDATED_LAWS, LawValidation, validate
+from scaling.run_dir import atomic_write_text
+from scaling.sweep.collect import write_results
+from scaling.sweep.status import run_state
+from scaling.sweep.workflow import Sweep
+
+CSV_COLUMNS = (
+    "law",
+    "target",
+    "compute",
+    "extrapolation",
+    "predicted",
+    "lower",
+    "upper",
+    "actual",
+    "are",
+    "inside",
+)
+
+
+@dataclass(frozen=True)
+class SweepValidation:
+    chooser: str  # the law that sized the targets
+    results: tuple[LawValidation, ...]
+
+    def law(self, name: str) -> LawValidation:
+        return next(r for r in self.results if r.law == name)
+
+    def summary(self) -> dict:
+        chosen = self.law(self.chooser)
+        return {
+            "law": self.chooser,
+            "targets": [_row(r) for r in chosen.rows],
+            "median_are": _finite(chosen.median_are),
+            "coverage": _finite(chosen.coverage),
+            "confidence": chosen.confidence,
+            "laws": {r.law: _law(r) for r in self.results},
+        }
+
+
+def run_validation(sweep: Sweep, n_boot: int = 1000, confidence: float = 0.8) -> SweepValidation:
+    """Fit every law on the completed ladder, predict the completed targets, write the three files."""
+    spec = sweep.spec
+    if spec.targets is None:
+        raise UserError(f"sweep {spec.name} has no targets: add a targets: section to validate its ladder")
+    target_runs = sweep.target_runs()
+    done = [r for r in target_runs if run_state(r, sweep.ledger).status == "completed"]
+    if not done:
+        raise UserError(
+            f"no completed targets yet in {sweep.ledger.sweep_dir}: run `scaling sweep run` first"
+        )
+    path, _ = write_results(sweep.runs(), sweep.ledger, spec.recipe.name)
+    table = load_table(path, params=spec.targets.params)
+    names = np.array(table.names)
+    ladder = table.subset(np.isin(names, [r.name for r in sweep.ladder]))
+    targets = table.subset(np.isin(names, [r.name for r in done]))
+    options = FitOptions(n_boot=n_boot, confidence=confidence, progress=False)
+    result = SweepValidation(spec.targets.law, validate(ladder, targets, VALIDATED_LAWS, options))
+    _write(sweep.ledger.sweep_dir, result)
+    from scaling.fitting.validation_plot import plot_validation
+
+    plot_validation(ladder, targets, result.results, sweep.ledger.sweep_dir / "validation.png")
+    return result
+
+
+def _write(folder: Path, result: SweepValidation) -> None:
+    atomic_write_text(folder / "validation.json", json.dumps(result.summary(), indent=1) + "\n")
+    tmp = folder / ".validation.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for law in result.results:
+            for r in law.rows:
+                lower, upper = r.interval if r.interval else ("", "")
+                inside = "" if r.inside is None else r.inside
+                row = (
+                    law.law,
+                    r.name,
+                    r.compute,
+                    r.extrapolation,
+                    r.predicted,
+                    lower,
+                    upper,
+                    r.actual,
+                    r.are,
+                )
+                writer.writerow((*row, inside))
+    tmp.replace(folder / "validation.csv")
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _row(r) -> dict:
+    return {
+        "law": r.law,
+        "target": r.name,
+        "compute": r.compute,
+        "extrapolation": r.extrapolation,
+        "predicted": r.predicted,
+        "interval": list(r.interval) if r.interval else None,
+        "actual": r.actual,
+        "are": r.are,
+        "inside": r.inside,
+    }
+
+
+def _law(r: LawValidation) -> dict:
+    return {
+        "median_are": _finite(r.median_are),
+        "coverage": _finite(r.coverage),
+        "identified": r.identified,
+        "error": r.error,
+        "unidentified": [] if r.fit is None else r.fit.diagnostics.get("unidentified", []),
+        "targets": [_row(row) for row in r.rows],
+    }
+
+
+def format_validation(result: SweepValidation) -> str:
+    """The terminal table: one block per law, a line per target, then median ARE and coverage."""
+    lines = []
+    for law in result.results:
+        chosen = " (sized the targets)" if law.law == result.chooser else ""
+        if law.error:
+            lines.append(f"{law.law}{chosen}: not fitted: {law.error}")
+            continue
+        flag = "" if law.identified else "  [NOT IDENTIFIED: its predictions mean little]"
+        lines.append(f"{law.law}{chosen}{flag}")
+        lines.append(
+            f"  {'target':<26} {'C':>9} {'x':>6} {'predicted':>9} {'interval':>17} {'actual':>8} {'ARE':>7}"
+        )
+        for r in law.rows:
+            interval = f"{r.interval[0]:.4f}-{r.interval[1]:.4f}" if r.interval else "-"
+            mark = "" if r.inside is None else (" in" if r.inside else " OUT")
+            lines.append(
+                f"  {r.name[:26]:<26} {r.compute:>9.3g} {r.extrapolation:>6.0f} {r.predicted:>9.4f} "
+                f"{interval:>17} {r.actual:>8.4f} {r.are:>7.2%}{mark}"
+            )
+        lines.append(
+            f"  median ARE {law.median_are:.2%}; {law.coverage:.0%} of actual losses inside the "
+            f"{law.confidence:.0%} intervals"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""A sweep from file to results: load and plan it, run the ladder, then the targets it sizes.
+
+Shared by `scaling sweep ...` and `scaling demo`. Targets exist only once the ladder is complete and
+`targets.json` has been written from its fit, so `sweep_runs` returns the ladder alone before that.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaling.errors import UserError
+from scaling.sweep import targets
+from scaling.sweep.collect import write_results
+from scaling.sweep.estimate import format_duration, run_throughput
+from scaling.sweep.launch import LocalLauncher, make_slots
+from scaling.sweep.ledger import Ledger
+from scaling.sweep.plan import PlannedRun, format_count, plan
+from scaling.sweep.spec import SweepSpec, load_sweep
+from scaling.sweep.status import RunState, format_table
+
+
+@dataclass(frozen=True)
+class Sweep:
+    spec: SweepSpec
+    ladder: tuple[PlannedRun, ...]
+    ledger: Ledger
+
+    @property
+    def results_path(self) -> Path:
+        return self.ledger.sweep_dir / "results.csv"
+
+    def target_runs(self) -> tuple[PlannedRun, ...]:
+        """The planned targets, () until their sizes have been chosen (targets.json)."""
+        path = targets.plan_path(self.ledger)
+        if self.spec.targets is None or not path.exists():
+            return ()
+        return targets.target_runs(self.spec, targets.read_choices(self.spec, path))
+
+    def runs(self) -> tuple[PlannedRun, ...]:
+        return (*self.ladder, *self.target_runs())
+
+
+def load(args: argparse.Namespace) -> Sweep:
+    spec = load_sweep(args.sweep)
+    return Sweep(spec, plan(spec), Ledger(Path(args.out) if args.out else Path("runs") / spec.name))
+
+
+def worker_count(args: argparse.Namespace, spec: SweepSpec) -> int:
+    count = getattr(args, "workers", None) or spec.launch.workers
+    if count < 1:
+        raise UserError(f"--workers must be >= 1, got {count}")
+    return count
+
+
+def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) -> list[RunState]:
+    """Train the ladder, then (if the sweep has targets and the ladder completed) choose and train them;
+    results.csv is rewritten after each phase. Returns the state of every run, ladder first."""
+    slots = make_slots(sweep.spec.launch, workers)
+
+    def phase(runs: tuple[PlannedRun, ...]) -> list[RunState]:
+        states = LocalLauncher(runs, sweep.ledger, slots, retry_failed=retry_failed, progress=progress).run()
+        print(format_table(states, list(runs)), flush=True)
+        return states
+
+    states = phase(sweep.ladder)
+    write_results(sweep.runs(), sweep.ledger, sweep.spec.recipe.name)
+    if sweep.spec.targets is None:
+        return states
+    if not all(s.status == "completed" for s in states):
+        print("targets wait for the whole ladder to complete", flush=True)
+        return states
+    targets.load_or_choose(sweep.spec, sweep.ledger, sweep.ladder, sweep.results_path)
+    chosen = sweep.target_runs()
+    print(f"targets sized by the ladder's {sweep.spec.targets.law} fit ({targets.fit_path(sweep.ledger)}):")
+    states += phase(chosen)
+    write_results(sweep.runs(), sweep.ledger, sweep.spec.recipe.name)
+    return states
+
+
+def plan_table(sweep: Sweep, workers: int) -> str:
+    """The plan command's table: every known run with N, D, C, shape, steps, lr and estimated time."""
+    from scaling.run_dir import RunDir
+
+    runs = sweep.runs()
+    summaries = [s for s in (RunDir(sweep.ledger.run_dir(r.name)).summary() for r in runs) if s is not None]
+    throughput = run_throughput(sweep.spec.launch, workers, summaries)
+    header = f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8}"
+    lines = [
+        f"sweep {sweep.spec.name} (recipe {sweep.spec.recipe.name}): {len(runs)} runs in "
+        f"{sweep.ledger.sweep_dir}",
+        header,
+        "-" * len(header),
+    ]
+    for run in runs:
+        lines.append(
+            f"{run.name:<24} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
+            f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
+            f"{format_duration(throughput.seconds(run.flops)):>8}"
+        )
+    lines += _pending_targets(sweep, throughput)
+    total = sum(throughput.seconds(r.flops) for r in runs) + _pending_seconds(sweep, throughput)
+    lines.append(
+        f"N: non-embedding parameters; D: tokens; C: exact training FLOPs ({sum(r.flops for r in runs):.3g} "
+        f"in all). Estimated time = C / throughput, {throughput.how}."
+    )
+    lines.append(
+        f"Step time in all {format_duration(total)}, about {format_duration(total / workers)} of wall "
+        f"time on {workers} worker(s), plus compilation, evaluation and checkpoints per run."
+    )
+    return "\n".join(lines)
+
+
+def _pending(sweep: Sweep):
+    if sweep.spec.targets is None or sweep.target_runs():
+        return []
+    return list(sweep.spec.targets.runs)
+
+
+def _pending_targets(sweep: Sweep, throughput) -> list[str]:
+    lines = []
+    for target in _pending(sweep):
+        flops = target.flops if target.flops is not None else None
+        what = f"C {flops:.3g}" if flops is not None else f"N {target.params:.3g}, D {target.tokens:.3g}"
+        when = f"~{format_duration(throughput.seconds(flops))}" if flops is not None else "?"
+        lines.append(
+            f"target ({what}): sized by a {sweep.spec.targets.law} fit once the ladder is done, {when}"
+        )
+    return lines
+
+
+def _pending_seconds(sweep: Sweep, throughput) -> float:
+    return sum(throughput.seconds(t.flops) for t in _pending(sweep) if t.flops is not None)
