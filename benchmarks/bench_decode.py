@@ -3,7 +3,7 @@
 Fixed model (V=8192, T=256, D=256, L=4, H=4, learned positions, float32), batch 1, a 1-token prompt and
 256 greedy new tokens, so generation fills the whole context of 256. Both decoders are one jitted loop,
 compiled before timing:
-- cached: `scaling.generate` (prefill, then one position per token against the cache);
+- cached: `scaling.use.generate` (prefill, then one position per token against the cache);
 - uncached: every token re-runs the model over the context window (static shape [1, T], the prefix left-
   aligned and the rest padding, which causal attention ignores) and reads the logits at the last real
   position; this is the naive decoder with static shapes (no recompiling per length).
@@ -21,11 +21,11 @@ import numpy as np
 from flax import nnx
 from report import machine_line
 
-from scaling.generate import decode_loop
-from scaling.mfu import best_seconds
-from scaling.model import GPT
-from scaling.model_config import ModelConfig
-from scaling.sampling import SamplingConfig
+from scaling.model.config import ModelConfig
+from scaling.model.decoder import GPT
+from scaling.train.mfu import best_seconds
+from scaling.use.generate import decode_loop
+from scaling.use.sampling import SamplingConfig
 
 CFG = ModelConfig(V=8192, T=256, D=256, L=4, H=4)
 NEW_TOKENS = 256

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from report import machine_line
 
-from scaling.finetune import load_task_config
-from scaling.tasks import book_text, read_books_index, split_books
+from scaling.use.finetune import load_task_config
+from scaling.use.tasks import book_text, read_books_index, split_books
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = REPO / "experiments" / "author_task.yaml"

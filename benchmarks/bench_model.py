@@ -29,13 +29,13 @@ import jax
 import numpy as np
 from report import machine_line, write_section
 
-from scaling.mfu import best_seconds, measure_matmul_flops
-from scaling.model_config import ModelConfig
-from scaling.optimizer import OptimConfig, make_optimizer
-from scaling.sharding import MeshConfig, make_mesh
-from scaling.traced_matmuls import Matmul, matmuls_of
-from scaling.train_state import init_state, make_layout
-from scaling.train_step import make_train_step
+from scaling.model.config import ModelConfig
+from scaling.model.sharding import MeshConfig, make_mesh
+from scaling.model.traced_matmuls import Matmul, matmuls_of
+from scaling.train.mfu import best_seconds, measure_matmul_flops
+from scaling.train.optimizer import OptimConfig, make_optimizer
+from scaling.train.state import init_state, make_layout
+from scaling.train.step import make_train_step
 
 SECTION = "## Model train step (issue 2)"
 SHAPES = ((128, 4), (256, 4), (256, 6), (384, 6))  # (D, L) with V=8192, T=256, head width 64

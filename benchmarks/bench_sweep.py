@@ -23,7 +23,7 @@ from pathlib import Path
 
 from report import write_section
 
-from scaling.mfu import cpu_model
+from scaling.train.mfu import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Sweeps (issue 5)"

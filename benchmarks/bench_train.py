@@ -20,7 +20,7 @@ from pathlib import Path
 
 from report import machine_line, write_section
 
-from scaling.mfu import measure_matmul_flops
+from scaling.train.mfu import measure_matmul_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Training runs (issue 3)"

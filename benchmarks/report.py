@@ -6,7 +6,7 @@ import datetime
 import os
 from pathlib import Path
 
-from scaling.mfu import cpu_model
+from scaling.train.mfu import cpu_model
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 

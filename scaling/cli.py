@@ -13,10 +13,10 @@ from scaling.errors import UserError
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with `set_defaults(func=...)`.
 _COMMAND_MODULES = (
-    "scaling.train_cli",
+    "scaling.train.cli",
     "scaling.fitting.cli",
     "scaling.sweep.cli",
-    "scaling.use_cli",
+    "scaling.use.cli",
 )
 
 

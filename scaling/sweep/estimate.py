@@ -36,12 +36,14 @@ def run_throughput(launch: LaunchConfig, workers: int, summaries: list[dict]) ->
         return Throughput(
             value, f"median step throughput of {len(measured)} finished runs: {value:.3g} FLOP/s"
         )
-    from scaling.mfu import measured_peak, peak_flops_per_device, table_peak
+    from scaling.train.mfu import measured_peak, peak_flops_per_device, table_peak
 
     if launch.device_kind:
         peak = table_peak(launch.device_kind)
         if peak is None:
-            raise UserError(f"launch.device_kind {launch.device_kind!r} is not in scaling.mfu's peak table")
+            raise UserError(
+                f"launch.device_kind {launch.device_kind!r} is not in scaling.train.mfu's peak table"
+            )
         per_run, source = peak.value * launch.devices_per_run, peak.source
     elif launch.platform == "cpu":
         peak = measured_peak()

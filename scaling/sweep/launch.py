@@ -26,12 +26,12 @@ from typing import IO
 from tqdm import tqdm
 
 from scaling.errors import UserError
-from scaling.run_dir import RunDir
 from scaling.sweep.attempt import Decision, classify_exit, decide, finish
 from scaling.sweep.ledger import Claim, Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.spec import LaunchConfig
 from scaling.sweep.status import RunState, run_state
+from scaling.train.run_dir import RunDir
 
 _PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_SECONDS = 300.0

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO
 
 from scaling.config_io import dump_yaml
-from scaling.run_config import RunConfig
-from scaling.run_dir import atomic_write_text
+from scaling.train.run_config import RunConfig
+from scaling.train.run_dir import atomic_write_text
 
 
 class Claim:
@@ -47,7 +47,7 @@ def try_flock(path: Path) -> IO[str] | None:
 
 
 def trainer_lock_free(run_dir: Path) -> bool:
-    """Whether no trainer holds `run_dir/.lock` (the lock `scaling.train.train` takes)."""
+    """Whether no trainer holds `run_dir/.lock` (the lock `scaling.train.loop.train` takes)."""
     lock = run_dir / ".lock"
     if not lock.exists():
         return True

@@ -17,10 +17,10 @@ import numpy as np
 
 from scaling.config_io import from_dict
 from scaling.errors import UserError
-from scaling.model_config import ModelConfig
-from scaling.run_config import RunConfig
-from scaling.sharding import AXES, PARAM_SPECS, check_batch_divisible, check_divisible
+from scaling.model.config import ModelConfig
+from scaling.model.sharding import AXES, PARAM_SPECS, check_batch_divisible, check_divisible
 from scaling.sweep.spec import SweepSpec
+from scaling.train.run_config import RunConfig
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class Task:
 
 def run_task(task: Task) -> str:
     """Claim, train in-process and record; returns the run's status after this task."""
-    from scaling.train import train
+    from scaling.train.loop import train
 
     ledger = Ledger(Path(task.sweep_dir))
     decision = decide(task.run, ledger, task.retry_failed)

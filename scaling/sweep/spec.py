@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from scaling.config_io import from_dict, load_yaml
 from scaling.errors import UserError
-from scaling.model_config import ShapeRecipe
+from scaling.model.config import ShapeRecipe
 
 Platform = Literal["cpu", "gpu", "tpu"]
 

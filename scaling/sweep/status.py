@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scaling.run_dir import RunDir
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun
+from scaling.train.run_dir import RunDir
 
 Status = Literal["completed", "running", "failed", "diverged", "interrupted", "pending"]
 RETRYABLE = ("failed", "diverged")

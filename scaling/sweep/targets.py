@@ -22,12 +22,12 @@ from scaling.fitting import FitOptions, fit_table, load_table, predict_compute
 from scaling.fitting.predict import loss_fn
 from scaling.fitting.result import FitResult
 from scaling.fitting.table import FitWarning
-from scaling.model_config import ModelConfig
-from scaling.run_dir import atomic_write_text
+from scaling.model.config import ModelConfig
 from scaling.sweep.collect import TARGET_PREFIX as PREFIX
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun, base_model, format_count, format_sci, planned_run
 from scaling.sweep.spec import SweepSpec, Target
+from scaling.train.run_dir import atomic_write_text
 
 
 @dataclass(frozen=True)

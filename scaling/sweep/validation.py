@@ -16,10 +16,10 @@ import numpy as np
 from scaling.errors import UserError
 from scaling.fitting import FitOptions, load_table
 from scaling.fitting.validate import VALIDATED_LAWS, LawValidation, validate
-from scaling.run_dir import atomic_write_text
 from scaling.sweep.collect import write_results
 from scaling.sweep.status import run_state
 from scaling.sweep.workflow import Sweep
+from scaling.train.run_dir import atomic_write_text
 
 CSV_COLUMNS = (
     "law",

@@ -81,7 +81,7 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
 
 def plan_table(sweep: Sweep, workers: int) -> str:
     """The plan command's table: every known run with N, D, C, shape, steps, lr and estimated time."""
-    from scaling.run_dir import RunDir
+    from scaling.train.run_dir import RunDir
 
     runs = sweep.runs()
     summaries = [s for s in (RunDir(sweep.ledger.run_dir(r.name)).summary() for r in runs) if s is not None]

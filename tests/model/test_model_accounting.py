@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from scaling.loss import cross_entropy_sum
-from scaling.model import GPT
-from scaling.model_config import ModelConfig
-from scaling.traced_matmuls import matmuls_of, total_flops
+from scaling.model.config import ModelConfig
+from scaling.model.decoder import GPT
+from scaling.model.traced_matmuls import matmuls_of, total_flops
+from scaling.train.loss import cross_entropy_sum
 
 SHAPES = [
     ModelConfig(V=97, T=16, D=32, L=1, H=2),

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from scaling.loss import cross_entropy_sum
-from scaling.model import GPT
-from scaling.model_config import ModelConfig
+from scaling.model.config import ModelConfig
+from scaling.model.decoder import GPT
+from scaling.train.loss import cross_entropy_sum
 
 ENCODINGS = ["learned", "sinusoidal", "rope"]
 

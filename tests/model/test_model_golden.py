@@ -10,11 +10,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from scaling.model_config import ModelConfig
-from scaling.optimizer import OptimConfig, make_optimizer
-from scaling.sharding import MeshConfig, make_mesh
-from scaling.train_state import init_state, make_layout
-from scaling.train_step import make_train_step
+from scaling.model.config import ModelConfig
+from scaling.model.sharding import MeshConfig, make_mesh
+from scaling.train.optimizer import OptimConfig, make_optimizer
+from scaling.train.state import init_state, make_layout
+from scaling.train.step import make_train_step
 
 GOLDEN = {"loss": 5.562453269958496, "grad_norm": 1.1033504009246826, "update_norm": 0.34394070506095886}
 

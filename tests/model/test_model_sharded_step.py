@@ -24,10 +24,10 @@ def _child() -> dict:
     import optax
 
     from scaling.errors import UserError
-    from scaling.model_config import ModelConfig
-    from scaling.sharding import MeshConfig, make_mesh
-    from scaling.train_state import init_state, make_layout
-    from scaling.train_step import make_train_step
+    from scaling.model.config import ModelConfig
+    from scaling.model.sharding import MeshConfig, make_mesh
+    from scaling.train.state import init_state, make_layout
+    from scaling.train.step import make_train_step
 
     assert jax.device_count() == 8
     cfg = ModelConfig(V=128, T=16, D=64, L=2, H=4, pos_encoding="rope", tie_embeddings=False)

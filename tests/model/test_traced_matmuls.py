@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from scaling.traced_matmuls import matmuls_of, total_flops
+from scaling.model.traced_matmuls import matmuls_of, total_flops
 
 
 def test_batched_matmul_flops_by_hand() -> None:

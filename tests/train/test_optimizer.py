@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from scaling.optimizer import OptimConfig, decay_mask, learning_rates, make_optimizer, make_schedule
+from scaling.train.optimizer import OptimConfig, decay_mask, learning_rates, make_optimizer, make_schedule
 
 
 def _closed_form(cfg: OptimConfig, total: int) -> np.ndarray:

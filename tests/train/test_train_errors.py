@@ -11,11 +11,11 @@ import jax
 import optax
 import pytest
 
-from scaling.checkpoint import CheckpointStore
 from scaling.cli import main
 from scaling.errors import UserError
-from scaling.sharding import MeshConfig, make_mesh
-from scaling.train_state import make_layout
+from scaling.model.sharding import MeshConfig, make_mesh
+from scaling.train.checkpoint import CheckpointStore
+from scaling.train.state import make_layout
 from tests.helpers import tiny_run_config, write_config
 from tests.use.helpers import TINY, random_params, save_run
 

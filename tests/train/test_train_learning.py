@@ -6,8 +6,8 @@ import numpy as np
 
 from scaling.config_io import from_dict
 from scaling.data import load_dataset
-from scaling.run_config import RunConfig
-from scaling.train import train
+from scaling.train.loop import train
+from scaling.train.run_config import RunConfig
 from tests.helpers import tiny_run_config
 
 

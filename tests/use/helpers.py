@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scaling.checkpoint import CheckpointStore
 from scaling.config_io import to_dict
 from scaling.data import DataConfig
-from scaling.model_config import ModelConfig
-from scaling.optimizer import make_optimizer
-from scaling.run_config import RunConfig
-from scaling.run_dir import RunDir
-from scaling.train_state import abstract_params
+from scaling.model.config import ModelConfig
+from scaling.train.checkpoint import CheckpointStore
+from scaling.train.optimizer import make_optimizer
+from scaling.train.run_config import RunConfig
+from scaling.train.run_dir import RunDir
+from scaling.train.state import abstract_params
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 GUTENBERG = SHARED / "data" / "gutenberg"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from scaling.decode import empty_cache, forward_cached
-from scaling.model_config import ModelConfig
+from scaling.model.config import ModelConfig
+from scaling.model.decode import empty_cache, forward_cached
 from tests.use.helpers import random_params
 
 

@@ -15,9 +15,16 @@ from flax import nnx
 from scaling.cli import main
 from scaling.data import get_tokenizer
 from scaling.errors import UserError
-from scaling.finetune import FinetuneConfig, encode_examples, finetune, init_head, load_task_config, losses
-from scaling.generate import load_run
-from scaling.tasks import AuthorTaskConfig, author_task, jsonl_task, read_books_index, split_books
+from scaling.use.finetune import (
+    FinetuneConfig,
+    encode_examples,
+    finetune,
+    init_head,
+    load_task_config,
+    losses,
+)
+from scaling.use.generate import load_run
+from scaling.use.tasks import AuthorTaskConfig, author_task, jsonl_task, read_books_index, split_books
 from tests.use.helpers import GUTENBERG, TINY, random_params
 
 TEXTS = ["the cat sat", "a dog ran far away", "x", "the end of it all"]

@@ -11,10 +11,10 @@ from flax import nnx
 from scaling.cli import main
 from scaling.config_io import to_dict
 from scaling.data import get_tokenizer
-from scaling.generate import completions, generate, generate_ids, load_run, max_new_tokens_that_fit
-from scaling.run_config import RunConfig
-from scaling.run_dir import RunDir
-from scaling.sampling import SamplingConfig
+from scaling.train.run_config import RunConfig
+from scaling.train.run_dir import RunDir
+from scaling.use.generate import completions, generate, generate_ids, load_run, max_new_tokens_that_fit
+from scaling.use.sampling import SamplingConfig
 from tests.helpers import run_scaling
 from tests.use.helpers import TINY, random_params
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from scaling.sampling import SamplingConfig, greedy, sample, top_p_mask
+from scaling.use.sampling import SamplingConfig, greedy, sample, top_p_mask
 
 
 def _logits(seed: int, B: int = 16, V: int = 50, scale: float = 3.0) -> np.ndarray:

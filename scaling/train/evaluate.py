@@ -7,10 +7,10 @@ import numpy as np
 from flax import nnx
 
 from scaling.data import TokenDataset, eval_batches
-from scaling.loss import cross_entropy_sum
-from scaling.run_config import RunConfig
-from scaling.sharding import batch_sharding, replicated
-from scaling.train_state import StateLayout
+from scaling.model.sharding import batch_sharding, replicated
+from scaling.train.loss import cross_entropy_sum
+from scaling.train.run_config import RunConfig
+from scaling.train.state import StateLayout
 
 
 def global_array(local: np.ndarray, sharding, global_shape: tuple[int, ...]) -> jax.Array:

@@ -14,7 +14,7 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from scaling.errors import UserError
-from scaling.train_state import StateLayout
+from scaling.train.state import StateLayout
 
 log = logging.getLogger(__name__)
 

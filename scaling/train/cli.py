@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.distributed import initialize
-    from scaling.run_config import load_run_config
-    from scaling.train import train
+    from scaling.train.distributed import initialize
+    from scaling.train.loop import train
+    from scaling.train.run_config import load_run_config
 
     cfg = load_run_config(args.config, args.overrides)  # a bad config fails before joining any cluster
     _enable_compilation_cache()

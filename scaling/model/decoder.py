@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scaling.model_config import ModelConfig
-from scaling.sharding import constrain
+from scaling.model.config import ModelConfig
+from scaling.model.sharding import constrain
 
 
 def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> jax.Array:

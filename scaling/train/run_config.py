@@ -7,9 +7,9 @@ from pathlib import Path
 
 from scaling.config_io import load_config
 from scaling.data import DataConfig
-from scaling.model_config import ModelConfig
-from scaling.optimizer import OptimConfig
-from scaling.sharding import MeshConfig
+from scaling.model.config import ModelConfig
+from scaling.model.sharding import MeshConfig
+from scaling.train.optimizer import OptimConfig
 
 
 @dataclass(frozen=True)

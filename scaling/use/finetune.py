@@ -22,16 +22,16 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from scaling.checkpoint import CheckpointStore
 from scaling.config_io import load_config, to_dict
 from scaling.data import Tokenizer
 from scaling.errors import UserError
-from scaling.generate import LoadedRun, load_run
-from scaling.loss import cross_entropy_sum
-from scaling.model import GPT
-from scaling.optimizer import OptimConfig, learning_rates, make_optimizer
-from scaling.run_dir import RunDir, atomic_write_text
-from scaling.tasks import AuthorTaskConfig, TaskData, author_task, jsonl_task
+from scaling.model.decoder import GPT
+from scaling.train.checkpoint import CheckpointStore
+from scaling.train.loss import cross_entropy_sum
+from scaling.train.optimizer import OptimConfig, learning_rates, make_optimizer
+from scaling.train.run_dir import RunDir, atomic_write_text
+from scaling.use.generate import LoadedRun, load_run
+from scaling.use.tasks import AuthorTaskConfig, TaskData, author_task, jsonl_task
 
 SUMMARY_FILE = "finetune_summary.json"
 

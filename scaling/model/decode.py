@@ -1,4 +1,4 @@
-"""Key/value-cached forward pass of `scaling.model.GPT`, reusing its parameters and helpers.
+"""Key/value-cached forward pass of `scaling.model.decoder.GPT`, reusing its parameters and helpers.
 
 The cache holds every layer's keys and values for S slots. One function, `forward_cached`, runs P new
 positions starting at position `start`: with the empty cache and the prompt it is the prefill; with one
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scaling.model import GPT, Block, apply_rope, sinusoidal_table
+from scaling.model.decoder import GPT, Block, apply_rope, sinusoidal_table
 
 
 class KVCache(NamedTuple):

@@ -12,9 +12,9 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from scaling.loss import cross_entropy_sum
-from scaling.sharding import BATCH, replicated
-from scaling.train_state import StateLayout
+from scaling.model.sharding import BATCH, replicated
+from scaling.train.loss import cross_entropy_sum
+from scaling.train.state import StateLayout
 
 
 def loss_sum(graphdef: Any, params: Any, tokens_BxT1: jax.Array, dropout_key: jax.Array | None):

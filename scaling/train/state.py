@@ -16,9 +16,9 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from scaling.model import GPT
-from scaling.model_config import ModelConfig
-from scaling.sharding import PARAM_SPECS, param_key, state_shardings
+from scaling.model.config import ModelConfig
+from scaling.model.decoder import GPT
+from scaling.model.sharding import PARAM_SPECS, param_key, state_shardings
 
 
 @dataclass(frozen=True)

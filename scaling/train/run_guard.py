@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import jax
 
 from scaling.errors import RunInUse
-from scaling.run_dir import RunDir
+from scaling.train.run_dir import RunDir
 
 
 @contextmanager

@@ -18,18 +18,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling.checkpoint import CheckpointStore
 from scaling.config_io import from_dict
 from scaling.data import Tokenizer, get_tokenizer
-from scaling.decode import empty_cache, forward_cached
 from scaling.errors import UserError
-from scaling.model import GPT
-from scaling.model_config import ModelConfig
-from scaling.run_config import RunConfig
-from scaling.run_dir import RunDir
-from scaling.sampling import SamplingConfig, sample
-from scaling.sharding import MeshConfig, make_mesh, state_shardings
-from scaling.train_state import abstract_params, with_shardings
+from scaling.model.config import ModelConfig
+from scaling.model.decode import empty_cache, forward_cached
+from scaling.model.decoder import GPT
+from scaling.model.sharding import MeshConfig, make_mesh, state_shardings
+from scaling.train.checkpoint import CheckpointStore
+from scaling.train.run_config import RunConfig
+from scaling.train.run_dir import RunDir
+from scaling.train.state import abstract_params, with_shardings
+from scaling.use.sampling import SamplingConfig, sample
 
 
 @dataclass(frozen=True)

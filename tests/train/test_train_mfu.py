@@ -8,8 +8,15 @@ from pathlib import Path
 import jax
 import pytest
 
-from scaling import mfu as mfu_module
-from scaling.mfu import PeakFlops, measure_matmul_flops, measured_peak, mfu, peak_flops_per_device, table_peak
+from scaling.train import mfu as mfu_module
+from scaling.train.mfu import (
+    PeakFlops,
+    measure_matmul_flops,
+    measured_peak,
+    mfu,
+    peak_flops_per_device,
+    table_peak,
+)
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from scaling.generate import generate, load_run
-    from scaling.sampling import SamplingConfig
+    from scaling.use.generate import generate, load_run
+    from scaling.use.sampling import SamplingConfig
 
     try:
         sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
@@ -67,7 +67,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from scaling.finetune import finetune, load_task_config
+    from scaling.use.finetune import finetune, load_task_config
 
     task = load_task_config(args.task, args.overrides)
     summary = finetune(args.run_dir, task, args.out, progress=not args.no_progress)
