@@ -200,6 +200,9 @@ def run_backtest(args: argparse.Namespace) -> int:
             f"{r.actual:>10.5g} {r.are:>8.2%}"
         )
     print(f"median absolute relative error {result.median_are:.2%}, max {result.max_are:.2%}")
+    if not result.fit.identified:
+        reasons = "; ".join(result.fit.diagnostics["unidentified"])
+        print(f"NOT IDENTIFIED: {reasons}: these predictions mean little")
     return 0
 
 
