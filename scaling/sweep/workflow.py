@@ -1,7 +1,7 @@
 """A sweep from file to results: load and plan it, run the ladder, then the targets it sizes.
 
 Shared by `scaling sweep ...` and `scaling demo`. Targets exist only once the ladder is complete and
-`targets.json` has been written from its fit, so `sweep_runs` returns the ladder alone before that.
+`targets.json` has been written from its fit, so `Sweep.runs()` is the ladder alone before that.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def _pending(sweep: Sweep):
 def _pending_targets(sweep: Sweep, throughput) -> list[str]:
     lines = []
     for target in _pending(sweep):
-        flops = target.flops if target.flops is not None else None
+        flops = target.flops
         what = f"C {flops:.3g}" if flops is not None else f"N {target.params:.3g}, D {target.tokens:.3g}"
         when = f"~{format_duration(throughput.seconds(flops))}" if flops is not None else "?"
         lines.append(
