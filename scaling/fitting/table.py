@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UserError
+from scaling.records import FINAL_LOSS
 
 ParamsKind = Literal["total", "nonembedding"]
 FlopsKind = Literal["exact", "6nd"]
@@ -108,7 +109,7 @@ def _read_frame(source: Path) -> tuple[pd.DataFrame, bytes]:
             if not isinstance(summary, dict):
                 raise UserError(f"{path}: expected a JSON object")
             row = {"name": path.parent.name, **summary, "run_dir": str(path.parent)}
-            row.setdefault("loss", summary.get("final_val_loss"))
+            row.setdefault("loss", summary.get(FINAL_LOSS))
             rows.append(row)
             blobs.append(str(path.relative_to(source)).encode() + b"\0" + blob)
         return pd.DataFrame(rows), b"\0".join(blobs)

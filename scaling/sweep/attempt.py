@@ -53,9 +53,8 @@ def classify_exit(run: PlannedRun, code: int, summary: dict | None, log_tail: st
     2 a user error, 75 the run directory locked by another trainer), its fresh summary and its log's end."""
     if code == 0 and is_completed(run, summary):
         return "completed", ""
-    if code == 1 and summary is not None and summary.get("status") in ("diverged", "interrupted"):
-        status = summary["status"]
-        return status, f"{status} at step {summary.get('steps')}"
+    if code == 1 and summary is not None and summary.status in ("diverged", "interrupted"):
+        return summary.status, f"{summary.status} at step {summary.steps}"
     if code == RunInUse.exit_code:
         return "busy", ""
     if code < 0:

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass
 
 from scaling.errors import UserError
+from scaling.records import RunSummary
 from scaling.sweep.spec import LaunchConfig
 
 
@@ -25,11 +26,9 @@ class Throughput:
         return flops / self.flops_per_second
 
 
-def run_throughput(launch: LaunchConfig, workers: int, summaries: list[dict]) -> Throughput:
+def run_throughput(launch: LaunchConfig, workers: int, summaries: list[RunSummary]) -> Throughput:
     measured = [
-        s["tokens_per_second"] * s["flops_per_token"]
-        for s in summaries
-        if s.get("status") == "completed" and s.get("tokens_per_second")
+        s.tokens_per_second * s.flops_per_token for s in summaries if s.completed and s.tokens_per_second
     ]
     if measured:
         value = statistics.median(measured)

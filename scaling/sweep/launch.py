@@ -222,7 +222,7 @@ class LocalLauncher:
             if outcome == "busy":
                 continue
             self.done[item.run.name] = outcome
-            loss = (summary or {}).get("final_val_loss")
+            loss = summary.final_val_loss if summary is not None else None
             detail = f"loss {loss:.4f}" if outcome == "completed" and loss is not None else reason
             self.echo(f"{outcome} {item.run.name}: {detail} ({seconds:.0f} s)")
 

@@ -59,9 +59,9 @@ def run_task(task: Task) -> str:
     if is_completed(task.run, summary):
         finish(task.run, ledger, decision.claim, "completed", "")
     else:
-        status = summary["status"]
-        finish(task.run, ledger, decision.claim, status, f"{status} at step {summary['steps']}")
-    return summary["status"]
+        status = summary.status
+        finish(task.run, ledger, decision.claim, status, f"{status} at step {summary.steps}")
+    return summary.status
 
 
 def _checkpointable_task():

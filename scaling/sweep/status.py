@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from scaling.records import RunSummary
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.train.run_dir import RunDir
@@ -24,22 +25,22 @@ class RunState:
     status: Status
     step: int
     steps: int
-    summary: dict | None
+    summary: RunSummary | None
     reason: str = ""
 
     @property
     def loss(self) -> float | None:
-        return None if self.summary is None else self.summary.get("final_val_loss")
+        return None if self.summary is None else self.summary.final_val_loss
 
 
-def is_completed(run: PlannedRun, summary: dict | None) -> bool:
-    return summary is not None and summary.get("status") == "completed" and summary.get("steps") == run.steps
+def is_completed(run: PlannedRun, summary: RunSummary | None) -> bool:
+    return summary is not None and summary.completed and summary.steps == run.steps
 
 
 def run_state(run: PlannedRun, ledger: Ledger, *, probe_claim: bool = True) -> RunState:
     """The run's state; `probe_claim=False` when the caller itself holds the claim."""
     run_dir = RunDir(ledger.run_dir(run.name))
-    summary = run_dir.summary() if run_dir.summary_path.exists() else None
+    summary = run_dir.summary()
     rows = run_dir.metrics()
     step = rows[-1]["step"] if rows else 0
 
@@ -54,8 +55,8 @@ def run_state(run: PlannedRun, ledger: Ledger, *, probe_claim: bool = True) -> R
     failure = ledger.failure(run.name)
     if failure is not None:
         return state(failure["status"], failure["reason"])
-    if summary is not None and summary.get("status") == "diverged":
-        return state("diverged", f"loss or gradient norm not finite by step {summary.get('steps')}")
+    if summary is not None and summary.status == "diverged":
+        return state("diverged", f"loss or gradient norm not finite by step {summary.steps}")
     if run_dir.config_path.exists():
         return state("interrupted")
     return state("pending")
@@ -66,9 +67,8 @@ def format_table(states: list[RunState], runs: list[PlannedRun]) -> str:
     header = f"{'name':<22} {'status':<11} {'progress':>13} {'loss':>8} {'train':>8}  reason"
     lines = [header, "-" * len(header)]
     for st, run in zip(states, runs, strict=True):
-        summary = st.summary or {}
         loss = f"{st.loss:.4f}" if st.status == "completed" and st.loss is not None else "-"
-        train = summary.get("final_train_loss")
+        train = st.summary.final_train_loss if st.summary is not None else None
         train_text = f"{train:.4f}" if st.status == "completed" and train is not None else "-"
         progress = f"{st.step}/{run.steps} {100 * st.step / run.steps:3.0f}%"
         lines.append(f"{st.name:<22} {st.status:<11} {progress:>13} {loss:>8} {train_text:>8}  {st.reason}")

@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     initialize(args.coordinator, args.num_processes, args.process_id)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     summary = train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
-    print(json.dumps({k: summary[k] for k in ("status", "steps", "final_train_loss", "final_val_loss")}))
-    return 0 if summary["status"] == "completed" else 1
+    keys = ("status", "steps", "final_train_loss", "final_val_loss")
+    print(json.dumps({k: getattr(summary, k) for k in keys}))
+    return 0 if summary.completed else 1
 
 
 def _enable_compilation_cache() -> None:

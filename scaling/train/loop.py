@@ -24,6 +24,7 @@ from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset, train_batch
 from scaling.errors import UserError
 from scaling.model.sharding import check_batch_divisible, log_shardings, make_mesh
+from scaling.records import RunSummary
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.evaluate import evaluate, global_array, make_eval_step
 from scaling.train.mfu import mfu, peak_flops_per_device
@@ -80,7 +81,7 @@ def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
         )
 
 
-def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose: bool = False) -> dict:
+def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose: bool = False) -> RunSummary:
     """Train (or resume) the run in `out_dir` to `cfg.train.steps`; returns the summary it wrote."""
     run = RunDir(out_dir)
     is_main = jax.process_index() == 0
@@ -88,7 +89,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
         return _train(cfg, run, is_main, progress, verbose, stop)
 
 
-def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict) -> dict:
+def _train(
+    cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict
+) -> RunSummary:
     started = time.perf_counter()
     dataset = load_dataset(cfg.data, progress=progress and is_main)
     mesh = make_mesh(cfg.mesh)
@@ -112,7 +115,7 @@ def _train(cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: 
             run.truncate_metrics(start)
             log_shardings(params)
         summary = run.summary()
-        if start >= S and summary is not None and summary.get("status") == "completed":
+        if start >= S and summary is not None and summary.completed:
             return summary
 
         step_fn = make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
@@ -267,37 +270,39 @@ def _save(store, step, params, opt_state, record, dataset, cfg, started) -> None
     store.save(step, params, opt_state, meta)
 
 
-def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, timings: dict) -> dict:
+def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, timings: dict) -> RunSummary:
     """The run's record for the fitter; `timings` are this session's start-up costs (init or restore,
     compile, and start to end of the first step)."""
     m = cfg.model
     tokens = step * cfg.tokens_per_step
     tps = record.steps_timed * cfg.tokens_per_step / record.step_seconds if record.step_seconds else None
-    return {
-        "name": cfg.name,
-        "status": status,
-        "steps": step,
-        "params": m.params,
-        "params_nonembedding": m.params_nonembedding,
-        "params_embedding": m.params_embedding,
-        "tokens": tokens,
-        "flops": tokens * m.flops_per_token,
-        "flops_6nd": tokens * m.flops_per_token_6n,
-        "flops_per_token": m.flops_per_token,
-        "final_train_loss": float(np.mean(record.recent_losses)) if record.recent_losses else None,
-        "final_val_loss": record.last_val_loss,
-        "wall_seconds": record.wall_seconds,
-        "step_seconds": record.step_seconds,
-        **timings,
-        "tokens_per_second": tps,
-        "mfu": mfu(tps * m.flops_per_token, jax.device_count(), peak) if tps else None,
-        "peak_flops_source": peak.source,
-        "encoding": cfg.data.encoding,
-        "vocab_size": dataset.vocab_size,
-        "data_fingerprint": dataset.fingerprint,
-        "devices": jax.device_count(),
-        "processes": jax.process_count(),
-    }
+    return RunSummary(
+        name=cfg.name,
+        status=status,
+        steps=step,
+        params=m.params,
+        params_nonembedding=m.params_nonembedding,
+        params_embedding=m.params_embedding,
+        tokens=tokens,
+        flops=tokens * m.flops_per_token,
+        flops_6nd=tokens * m.flops_per_token_6n,
+        flops_per_token=m.flops_per_token,
+        final_train_loss=float(np.mean(record.recent_losses)) if record.recent_losses else None,
+        final_val_loss=record.last_val_loss,
+        wall_seconds=record.wall_seconds,
+        step_seconds=record.step_seconds,
+        state_seconds=timings.get("state_seconds"),
+        compile_seconds=timings.get("compile_seconds"),
+        startup_seconds=timings.get("startup_seconds"),
+        tokens_per_second=tps,
+        mfu=mfu(tps * m.flops_per_token, jax.device_count(), peak) if tps else None,
+        peak_flops_source=peak.source,
+        encoding=cfg.data.encoding,
+        vocab_size=dataset.vocab_size,
+        data_fingerprint=dataset.fingerprint,
+        devices=jax.device_count(),
+        processes=jax.process_count(),
+    )
 
 
 def _setup_logging(run: RunDir, verbose: bool) -> None:

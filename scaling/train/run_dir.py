@@ -1,11 +1,10 @@
 """The files a run leaves behind, written so that a kill at any moment loses nothing already recorded:
 `config.yaml` (the resolved config), `metrics.jsonl` (one row per logged step), `summary.json` and
-`checkpoints/`. Whole-file writes go through a temporary file and a rename."""
+`checkpoints/` (rows and summary are typed in `scaling.records`). Whole-file writes go through a temporary
+file and a rename."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,11 @@ from typing import Any
 import yaml
 
 from scaling.errors import UserError
+from scaling.records import RunSummary, json_line, read_metrics, read_summary
 
 # How a run is laid out on devices, not what it computes: a run may resume under another mesh or
 # micro-batching without being a different run.
 PLACEMENT_KEYS = ("mesh.", "train.micro_batches")
-
-SUMMARY_KEYS = (
-    "status",
-    "params",
-    "params_nonembedding",
-    "params_embedding",
-    "tokens",
-    "flops",
-    "final_train_loss",
-    "final_val_loss",
-    "wall_seconds",
-    "tokens_per_second",
-    "mfu",
-)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -46,12 +32,6 @@ def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in mapping.items():
         flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 class RunDir:
@@ -97,33 +77,19 @@ class RunDir:
         return yaml.safe_load(self.config_path.read_text())
 
     def metrics(self) -> list[dict]:
-        if not self.metrics_path.exists():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a kill: everything after it is unrecorded
-        return rows
+        return read_metrics(self.metrics_path)
 
     def truncate_metrics(self, last_step: int) -> None:
         """Drop rows logged after `last_step` (work done after the checkpoint that a resume starts from)."""
         kept = [row for row in self.metrics() if row["step"] <= last_step]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
+        atomic_write_text(self.metrics_path, "".join(json_line(row) for row in kept))
 
     def append_metrics(self, row: dict) -> None:
         with self.metrics_path.open("a") as f:
-            f.write(json.dumps({k: _json_safe(v) for k, v in row.items()}) + "\n")
+            f.write(json_line(row))
 
-    def write_summary(self, summary: dict) -> None:
-        missing = [k for k in SUMMARY_KEYS if k not in summary]
-        if missing:
-            raise ValueError(f"summary lacks keys {missing}")
-        text = json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2)
-        atomic_write_text(self.summary_path, text + "\n")
+    def write_summary(self, summary: RunSummary) -> None:
+        atomic_write_text(self.summary_path, summary.to_json() + "\n")
 
-    def summary(self) -> dict | None:
-        if not self.summary_path.exists():
-            return None
-        return json.loads(self.summary_path.read_text())
+    def summary(self) -> RunSummary | None:
+        return read_summary(self.summary_path)
