@@ -63,26 +63,42 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     # ---- parameters -------------------------------------------------------------------------
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter tensor's shape, named as in the sharding table (`blocks/*/...`: one entry per
+        kind of layer tensor, present L times); the counts below are sums over this table."""
+        D, F, H, K, T, V = self.D, self.F, self.H, self.head_dim, self.T, self.V
+        shapes: dict[str, tuple[int, ...]] = {"wte/embedding_VxD": (V, D)}
+        if self.pos_encoding == "learned":
+            shapes["wpe/embedding_TxD"] = (T, D)
+        if not self.tie_embeddings:
+            shapes["unembed/kernel_DxV"] = (D, V)
+        for norm in ("ln1", "ln2"):
+            shapes[f"blocks/*/{norm}/scale_D"] = shapes[f"blocks/*/{norm}/bias_D"] = (D,)
+        shapes["blocks/*/attn/qkv_kernel_Dx3xHxK"] = (D, 3, H, K)
+        shapes["blocks/*/attn/qkv_bias_3xHxK"] = (3, H, K)
+        shapes["blocks/*/attn/out_kernel_HxKxD"] = (H, K, D)
+        shapes["blocks/*/attn/out_bias_D"] = (D,)
+        shapes["blocks/*/mlp/fc_kernel_DxF"] = (D, F)
+        shapes["blocks/*/mlp/fc_bias_F"] = (F,)
+        shapes["blocks/*/mlp/proj_kernel_FxD"] = (F, D)
+        shapes["blocks/*/mlp/proj_bias_D"] = (D,)
+        shapes["ln_f/scale_D"] = shapes["ln_f/bias_D"] = (D,)
+        return shapes
+
+    def _count(self, keep) -> int:
+        return sum(math.prod(shape) for name, shape in self.param_shapes().items() if keep(name))
+
     @property
     def params_per_layer(self) -> int:
-        D, F = self.D, self.F
-        layer_norms = 2 * 2 * D
-        attention = D * 3 * D + 3 * D + D * D + D
-        mlp = D * F + F + F * D + D
-        return layer_norms + attention + mlp
+        return self._count(lambda name: name.startswith("blocks/"))
 
     @property
     def params_nonembedding(self) -> int:
-        return self.L * self.params_per_layer + 2 * self.D  # + final LayerNorm
+        return self.L * self.params_per_layer + self._count(lambda name: name.startswith("ln_f/"))
 
     @property
     def params_embedding(self) -> int:
-        tables = self.V * self.D
-        if self.pos_encoding == "learned":
-            tables += self.T * self.D
-        if not self.tie_embeddings:
-            tables += self.D * self.V
-        return tables
+        return self._count(lambda name: name.startswith(("wte/", "wpe/", "unembed/")))
 
     @property
     def params(self) -> int:

@@ -7,11 +7,10 @@ finds the same directories and skips or resumes them.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 
@@ -135,35 +134,35 @@ def planned_run(
 
 
 def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed: int) -> RunConfig:
+    """The base run config with the recipe's choices for this run put in (typed all the way)."""
     recipe = spec.recipe
-    mapping: dict[str, Any] = copy.deepcopy(spec.base)
-    mapping["name"] = name
-    mapping.setdefault("model", {}).update(D=model.D, L=model.L, H=model.H, F=model.F)
-    mapping.setdefault("train", {}).update(
-        steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches, seed=seed
+    base = from_dict(RunConfig, spec.base, where=f"{spec.name}.base")
+    train = dataclasses.replace(
+        base.train, steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches, seed=seed
     )
-    mapping.setdefault("optim", {}).update(
-        lr=recipe.lr.at(model.params_nonembedding),
-        schedule=recipe.schedule,
-        warmup_steps=round(recipe.warmup_fraction * steps),
-        min_lr_ratio=recipe.min_lr_ratio,
-        decay_fraction=recipe.decay_fraction,
-    )
-    return from_dict(RunConfig, mapping, where=f"{spec.name}.base (run {name})")
+    try:
+        optim = dataclasses.replace(
+            base.optim,
+            lr=recipe.lr.at(model.params_nonembedding),
+            schedule=recipe.schedule,
+            warmup_steps=round(recipe.warmup_fraction * steps),
+            min_lr_ratio=recipe.min_lr_ratio,
+            decay_fraction=recipe.decay_fraction,
+        )
+        return dataclasses.replace(base, name=name, model=model, train=train, optim=optim)
+    except ValueError as err:
+        raise UserError(f"{spec.name}.base (run {name}): {err}") from None
 
 
 def _check_mesh(run: PlannedRun, devices: int) -> None:
-    """Reject a shape the run's mesh cannot shard, using the sharding table's shape-named entries."""
+    """Reject a shape the run's mesh cannot shard: every tensor of the model's own shape table against its
+    entry in the sharding table."""
     cfg = run.config
     try:
         sizes = cfg.mesh.resolve(devices)
         mesh = SimpleNamespace(shape=dict(zip(AXES, sizes, strict=True)))
-        m = cfg.model
-        dims = {"V": m.V, "T": m.T, "D": m.D, "H": m.H, "K": m.head_dim, "F": m.F}
-        for key, spec in PARAM_SPECS.items():
-            letters = key.rsplit("_", 1)[1].split("x")
-            shape = tuple(int(c) if c.isdigit() else dims[c] for c in letters)
-            check_divisible(key, shape, spec, mesh)
+        for key, shape in cfg.model.param_shapes().items():
+            check_divisible(key, shape, PARAM_SPECS[key], mesh)
         check_batch_divisible(cfg.train.batch_size // cfg.train.micro_batches, mesh)
     except UserError as err:
         raise UserError(f"{run.entry}: run {run.name} ({run.shape}): {err}") from None

@@ -150,7 +150,7 @@ def read_choices(spec: SweepSpec, path: Path) -> list[TargetChoice]:
         ) from None
     if law != spec.targets.law or len(choices) != len(spec.targets.runs):
         raise UserError(
-            f"{path} was chosen by a {law} fit for {len(choices)} targets, but the sweep file asks for "
+            f"{path} holds {len(choices)} targets chosen by the {law} law, but the sweep file asks for "
             f"{spec.targets.law} and {len(spec.targets.runs)}: delete {path} to choose again"
         )
     return choices

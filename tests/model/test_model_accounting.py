@@ -12,6 +12,7 @@ from flax import nnx
 
 from scaling.model.config import ModelConfig
 from scaling.model.decoder import GPT
+from scaling.model.sharding import param_key
 from scaling.model.traced_matmuls import matmuls_of, total_flops
 from scaling.train.loss import cross_entropy_sum
 
@@ -39,6 +40,17 @@ def test_param_counts_equal_array_sizes(cfg: ModelConfig) -> None:
     assert sum(sizes.values()) == cfg.params
     assert embedding == cfg.params_embedding
     assert sum(sizes.values()) - embedding == cfg.params_nonembedding
+
+
+@pytest.mark.parametrize("cfg", SHAPES, ids=lambda c: f"D{c.D}L{c.L}{c.pos_encoding}tie{c.tie_embeddings}")
+def test_shape_table_is_the_models_own(cfg: ModelConfig) -> None:
+    """`param_shapes()` (what the planner checks against the mesh) names every tensor the decoder makes,
+    with its shape, and nothing else."""
+    params = nnx.state(nnx.eval_shape(lambda: GPT(cfg, nnx.Rngs(0))), nnx.Param)
+    made = {}
+    for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+        made.setdefault(param_key(path), set()).add(tuple(x.shape))
+    assert made == {name: {shape} for name, shape in cfg.param_shapes().items()}
 
 
 @pytest.mark.parametrize("cfg", SHAPES, ids=lambda c: f"D{c.D}L{c.L}{c.pos_encoding}tie{c.tie_embeddings}")
