@@ -1,4 +1,5 @@
-"""Key/value-cached forward pass of `scaling.model.decoder.GPT`, reusing its parameters and helpers.
+"""Key/value-cached forward pass of `scaling.model.decoder.GPT`, reusing its modules: the attention's
+projections and softmax attention, the MLP, norms and unembedding.
 
 The cache holds every layer's keys and values for S slots. One function, `forward_cached`, runs P new
 positions starting at position `start`: with the empty cache and the prompt it is the prefill; with one
@@ -9,13 +10,12 @@ forward pass's (the parity test checks every step, for every position encoding).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from scaling.model.decoder import GPT, Block, apply_rope, sinusoidal_table
+from scaling.model.decoder import GPT, Block, sinusoidal_table
 
 
 class KVCache(NamedTuple):
@@ -57,32 +57,21 @@ def _attend(
     cache: KVCache,
     layer: int,
 ) -> tuple[jax.Array, KVCache]:
-    """The block's attention for P new positions; returns its output and the cache with them written.
+    """The block's attention for P new positions, through the model's own projections and attention;
+    returns its output and the cache with the new keys and values written.
 
     The write is a dynamic update of the stacked [L, ...] arrays, which XLA does in place in a loop carry.
     """
-    attn = block.attn
-    cfg = attn.cfg
-    dtype = x_BxPxD.dtype
-    qkv = jnp.einsum("bpd,dshk->sbphk", x_BxPxD, attn.qkv_kernel_Dx3xHxK[...].astype(dtype))
-    q_BxPxHxK, k_BxPxHxK, v_BxPxHxK = qkv + attn.qkv_bias_3xHxK[...].astype(dtype)[:, None, None]
-    if cfg.pos_encoding == "rope":
-        q_BxPxHxK = apply_rope(q_BxPxHxK, positions_P, cfg.rope_base)
-        k_BxPxHxK = apply_rope(k_BxPxHxK, positions_P, cfg.rope_base)
+    q_BxPxHxK, k_BxPxHxK, v_BxPxHxK = block.attn.qkv(x_BxPxD, positions_P)
     at = (layer, 0, start, 0, 0)
     cache = KVCache(
         jax.lax.dynamic_update_slice(cache.k_LxBxSxHxK, k_BxPxHxK[None].astype(cache.k_LxBxSxHxK.dtype), at),
         jax.lax.dynamic_update_slice(cache.v_LxBxSxHxK, v_BxPxHxK[None].astype(cache.v_LxBxSxHxK.dtype), at),
     )
     k_BxSxHxK, v_BxSxHxK = cache.k_LxBxSxHxK[layer], cache.v_LxBxSxHxK[layer]
-    q_BxPxHxK = q_BxPxHxK * jnp.asarray(1.0 / math.sqrt(cfg.head_dim), dtype)
-    scores_BxHxPxS = jnp.einsum("bphk,bshk->bhps", q_BxPxHxK, k_BxSxHxK).astype(jnp.float32)
     visible_PxS = jnp.arange(k_BxSxHxK.shape[1])[None, :] <= positions_P[:, None]
-    scores_BxHxPxS = jnp.where(visible_PxS, scores_BxHxPxS, jnp.finfo(jnp.float32).min)
-    probs_BxHxPxS = jax.nn.softmax(scores_BxHxPxS, axis=-1).astype(dtype)
-    out_BxPxHxK = jnp.einsum("bhps,bshk->bphk", probs_BxHxPxS, v_BxSxHxK)
-    y_BxPxD = jnp.einsum("bphk,hkd->bpd", out_BxPxHxK, attn.out_kernel_HxKxD[...].astype(dtype))
-    return y_BxPxD + attn.out_bias_D[...].astype(dtype), cache
+    out_BxPxHxK = block.attn.attend(q_BxPxHxK, k_BxSxHxK, v_BxSxHxK, visible_PxS, None)
+    return block.attn.out(out_BxPxHxK), cache
 
 
 def forward_cached(

@@ -72,6 +72,14 @@ class Attention(nnx.Module):
         self.cfg = cfg
 
     def __call__(self, x_BxTxD: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array:
+        q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = self.qkv(x_BxTxD, positions_T)
+        T = x_BxTxD.shape[1]
+        causal_TxT = jnp.tril(jnp.ones((T, T), jnp.bool_))
+        return self.out(self.attend(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, causal_TxT, key))
+
+    def qkv(self, x_BxTxD: jax.Array, positions_T: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Queries, keys and values [B, T, H, K] of T positions (rotated under rope): the projections the
+        decoding cache reuses for its new positions."""
         cfg = self.cfg
         dtype = x_BxTxD.dtype
         B, T, D = x_BxTxD.shape
@@ -85,17 +93,34 @@ class Attention(nnx.Module):
         if cfg.pos_encoding == "rope":
             q_BxTxHxK = apply_rope(q_BxTxHxK, positions_T, cfg.rope_base)
             k_BxTxHxK = apply_rope(k_BxTxHxK, positions_T, cfg.rope_base)
+        return q_BxTxHxK, k_BxTxHxK, v_BxTxHxK
+
+    def attend(
+        self,
+        q_BxTxHxK: jax.Array,
+        k_BxSxHxK: jax.Array,
+        v_BxSxHxK: jax.Array,
+        visible_TxS: jax.Array,
+        key: jax.Array | None,
+    ) -> jax.Array:
+        """Softmax attention of T queries over the S keys each may see; the heads' outputs [B, T, H, K]."""
+        dtype = q_BxTxHxK.dtype
         # Head-major [B, H, T, K] puts the batch dimensions first, the layout batched dots want.
-        q_BxHxTxK, k_BxHxTxK, v_BxHxTxK = (t.transpose(0, 2, 1, 3) for t in (q_BxTxHxK, k_BxTxHxK, v_BxTxHxK))
-        q_BxHxTxK = q_BxHxTxK * jnp.asarray(1.0 / math.sqrt(K), dtype)
-        scores_BxHxTxS = jnp.einsum("bhtk,bhsk->bhts", q_BxHxTxK, k_BxHxTxK).astype(jnp.float32)
-        causal_TxS = jnp.tril(jnp.ones((T, T), jnp.bool_))
-        scores_BxHxTxS = jnp.where(causal_TxS, scores_BxHxTxS, jnp.finfo(jnp.float32).min)
+        q_BxHxTxK, k_BxHxSxK, v_BxHxSxK = (t.transpose(0, 2, 1, 3) for t in (q_BxTxHxK, k_BxSxHxK, v_BxSxHxK))
+        q_BxHxTxK = q_BxHxTxK * jnp.asarray(1.0 / math.sqrt(self.cfg.head_dim), dtype)
+        scores_BxHxTxS = jnp.einsum("bhtk,bhsk->bhts", q_BxHxTxK, k_BxHxSxK).astype(jnp.float32)
+        scores_BxHxTxS = jnp.where(visible_TxS, scores_BxHxTxS, jnp.finfo(jnp.float32).min)
         probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(dtype)
-        probs_BxHxTxS = dropout(probs_BxHxTxS, cfg.dropout, key)
-        out_BxHxTxK = jnp.einsum("bhts,bhsk->bhtk", probs_BxHxTxS, v_BxHxTxK)
-        out_NxHK = out_BxHxTxK.transpose(0, 2, 1, 3).reshape(B * T, H * K)
-        y_NxD = out_NxHK @ self.out_kernel_HxKxD[...].astype(dtype).reshape(H * K, D)
+        probs_BxHxTxS = dropout(probs_BxHxTxS, self.cfg.dropout, key)
+        out_BxHxTxK = jnp.einsum("bhts,bhsk->bhtk", probs_BxHxTxS, v_BxHxSxK)
+        return out_BxHxTxK.transpose(0, 2, 1, 3)
+
+    def out(self, out_BxTxHxK: jax.Array) -> jax.Array:
+        """The output projection of the heads' outputs, [B, T, D]."""
+        B, T, H, K = out_BxTxHxK.shape
+        dtype = out_BxTxHxK.dtype
+        D = self.cfg.D
+        y_NxD = out_BxTxHxK.reshape(B * T, H * K) @ self.out_kernel_HxKxD[...].astype(dtype).reshape(H * K, D)
         return (y_NxD + self.out_bias_D[...].astype(dtype)).reshape(B, T, D)
 
 
