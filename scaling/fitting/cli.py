@@ -169,6 +169,8 @@ def run_predict(args: argparse.Namespace) -> int:
     pct = f"{fit.confidence:.0%}"
     if pred.compute is not None:
         print(f"compute C = {pred.compute:.4g} FLOPs ({fit.conventions.get('flops')})")
+    if pred.extrapolation is not None:
+        print(f"extrapolation: {pred.extrapolation:.3g}x the largest fitted run's compute")
     if pred.params is not None:
         print(f"parameters N = {pred.params:.4g}  {_fmt_interval(pred.params_interval)}")
         print(f"tokens D = {pred.tokens:.4g}  {_fmt_interval(pred.tokens_interval)}")

@@ -75,6 +75,7 @@ def fit_table(table: RunTable, law: str = "chinchilla", options: FitOptions | No
             "statuses": list(spec.statuses),
             "drop_invalid": spec.drop_invalid,
             "runs": len(table),
+            "compute_range": [float(table.C.min()), float(table.C.max())],
         },
     )
 

@@ -29,6 +29,7 @@ class Prediction:
     tokens: float | None = None
     tokens_interval: tuple[float, float] | None = None
     compute: float | None = None
+    extrapolation: float | None = None  # compute over the largest fitted run's (None if FIT.json lacks it)
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +51,23 @@ def _positive(name: str, value: float | None) -> float:
     return float(value)
 
 
+FAR_BELOW = 100.0  # a question 100x below the smallest fitted run is refused: the law is not for it
+
+
+def _extrapolation(fit: FitResult, compute: float, force: bool) -> float | None:
+    """How far `compute` lies beyond the fitted runs; refuses far below them unless `force`."""
+    low_high = fit.table.get("compute_range")
+    if not low_high:
+        return None
+    low, high = low_high
+    if compute < low / FAR_BELOW and not force:
+        raise UserError(
+            f"{compute:.3g} FLOPs is {low / compute:.3g}x below the smallest fitted run ({low:.3g}): the "
+            "law says nothing there (pass --force to extrapolate anyway)"
+        )
+    return compute / high
+
+
 def loss_fn(fit: FitResult):
     """The fit's loss as a function (params dict, N, D), or None for laws without an L(N, D)."""
     if fit.law == "chinchilla":
@@ -69,11 +87,13 @@ def predict(fit: FitResult, params: float, tokens: float, force: bool = False) -
         raise UserError(
             f"a {fit.law} fit has no L(N, D); use --compute C, or fit --law chinchilla for --params/--tokens"
         )
+    compute = n * d * float(fit.conventions.get("flops_per_param_token", 6.0))
     return Prediction(
         loss=float(fn(fit.params, n, d)),
         interval=_interval(fit, lambda s: fn(s, n, d)),
         params=n,
         tokens=d,
+        extrapolation=_extrapolation(fit, compute, force),
     )
 
 
@@ -106,7 +126,11 @@ def predict_compute(fit: FitResult, compute: float, force: bool = False) -> Pred
     else:
         raise UserError("a kaplan fit gives no compute-optimal allocation; use --params and --tokens")
     point_loss = float(loss(p))
-    out = {"loss": point_loss if np.isfinite(point_loss) else None, "compute": c}
+    out = {
+        "loss": point_loss if np.isfinite(point_loss) else None,
+        "compute": c,
+        "extrapolation": _extrapolation(fit, c, force),
+    }
     out["interval"] = _interval(fit, loss) if out["loss"] is not None else None
     if alloc is not None:
         n, d = alloc(p)

@@ -123,3 +123,14 @@ def test_bad_input_is_one_line_and_exit_2(args, message, fit_json, table_csv, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_predict_says_how_far_out_and_refuses_far_below(fit_json, table_csv, capsys):
+    flops = pd.read_csv(table_csv)["flops"]
+    capsys.readouterr()
+    assert main(["predict", str(fit_json), "--compute", str(10 * flops.max()), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["extrapolation"] == pytest.approx(10.0)
+    assert main(["predict", str(fit_json), "--compute", str(flops.min() / 1000)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1e+03x below the smallest fitted run" in err[0]
+    assert main(["predict", str(fit_json), "--compute", str(flops.min() / 1000), "--force"]) == 0
