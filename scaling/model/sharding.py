@@ -153,6 +153,16 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def microbatch_sharding(mesh: Mesh) -> NamedSharding:
+    """Training batches arrive as [micro-batches, rows, T+1]; rows are split over the data axes."""
+    return NamedSharding(mesh, P(None, BATCH, None))
+
+
+def global_array(local: np.ndarray, sharding: NamedSharding, global_shape: tuple[int, ...]) -> jax.Array:
+    """One global array from each process's rows (every process passes its own slice)."""
+    return jax.make_array_from_process_local_data(sharding, local, global_shape)
+
+
 def check_batch_divisible(global_batch: int, mesh: Mesh) -> None:
     ways = mesh.shape["data"] * mesh.shape["fsdp"]
     if global_batch % ways:

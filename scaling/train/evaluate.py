@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import jax
-import numpy as np
 from flax import nnx
 
 from scaling.data import TokenDataset, eval_batches
-from scaling.model.sharding import batch_sharding, replicated
+from scaling.model.sharding import batch_sharding, global_array, replicated
 from scaling.train.loss import cross_entropy_sum
 from scaling.train.run_config import RunConfig
 from scaling.train.state import StateLayout
-
-
-def global_array(local: np.ndarray, sharding, global_shape: tuple[int, ...]) -> jax.Array:
-    return jax.make_array_from_process_local_data(sharding, local, global_shape)
 
 
 def make_eval_step(layout: StateLayout, mesh):

@@ -25,17 +25,23 @@ from tqdm import tqdm
 from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset, train_batch
 from scaling.errors import UserError
-from scaling.model.sharding import check_batch_divisible, log_shardings, make_mesh
+from scaling.model.sharding import (
+    check_batch_divisible,
+    global_array,
+    log_shardings,
+    make_mesh,
+    microbatch_sharding,
+)
 from scaling.records import RunSummary
 from scaling.train.checkpoint import CheckpointStore
-from scaling.train.evaluate import evaluate, global_array, make_eval_step
+from scaling.train.evaluate import evaluate, make_eval_step
 from scaling.train.mfu import mfu, peak_flops_per_device
 from scaling.train.optimizer import learning_rates, make_optimizer
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir
 from scaling.train.run_guard import exclusive, stop_on_sigterm
 from scaling.train.state import StateLayout, init_state, make_layout
-from scaling.train.step import make_train_step, microbatch_sharding
+from scaling.train.step import make_train_step
 
 log = logging.getLogger(__name__)
 

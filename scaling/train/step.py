@@ -9,10 +9,9 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
-from scaling.model.sharding import BATCH, replicated
+from scaling.model.sharding import microbatch_sharding, replicated
 from scaling.train.loss import cross_entropy_sum
 from scaling.train.state import StateLayout
 
@@ -23,37 +22,43 @@ def loss_sum(graphdef: Any, params: Any, tokens_BxT1: jax.Array, dropout_key: ja
     return cross_entropy_sum(logits_BxTxV, tokens_BxT1[:, 1:])
 
 
-def microbatch_sharding(mesh: Mesh) -> NamedSharding:
-    """Batches arrive as [micro-batches, rows, T+1]; rows are split over the data axes."""
-    return NamedSharding(mesh, P(None, BATCH, None))
+LossFn = Callable[[Any, Any, "jax.Array | None"], tuple[jax.Array, jax.Array, dict]]
 
 
-def make_train_step(
-    layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = False
-) -> Callable:
-    """`step(params, opt_state, tokens_MxBxT1, step, lr) -> (params, opt_state, metrics)`.
+def gradient_step(loss: LossFn, tx: optax.GradientTransformation, dropout: bool = False) -> Callable:
+    """`step(params, opt_state, batches, step, lr) -> (params, opt_state, metrics)`, not yet jitted.
 
-    `lr` is this step's learning rate (see `optimizer.learning_rates`); optimizers that take no rate ignore
-    it. Params and optimizer state are donated; metrics come back replicated: loss (token mean over the whole
-    global batch), grad_norm (before clipping), update_norm and tokens.
+    `loss(params, batch, dropout_key)` returns (sum, count, parts) for one micro-batch; every leaf of
+    `batches` has a leading micro-batch axis, scanned over inside the step so the gradient is the
+    count-weighted mean over the whole batch. `lr` is this step's learning rate (see
+    `optimizer.learning_rates`); optimizers that take no rate ignore it. Metrics: loss (sum over count),
+    grad_norm (before clipping), update_norm, the count, and the loss's parts summed over micro-batches.
+    The language-model step and fine-tuning share it, each with its own loss.
     """
     tx = optax.with_extra_args_support(tx)
 
-    def step_fn(params, opt_state, tokens_MxBxT1, step, lr):
+    def step_fn(params, opt_state, batches, step, lr):
         def accumulate(carry, inputs):
-            grads_acc, loss_acc, count_acc = carry
-            tokens_BxT1, index = inputs
+            grads_acc, loss_acc, count_acc, parts_acc = carry
+            batch, index = inputs
             key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), step), index) if dropout else None
-            grad_fn = jax.value_and_grad(
-                lambda p: loss_sum(layout.graphdef, p, tokens_BxT1, key), has_aux=True
+            grad_fn = jax.value_and_grad(lambda p: _split(loss(p, batch, key)), has_aux=True)
+            (total, (count, parts)), grads = grad_fn(params)
+            carry = (
+                jax.tree.map(jnp.add, grads_acc, grads),
+                loss_acc + total,
+                count_acc + count,
+                jax.tree.map(jnp.add, parts_acc, parts),
             )
-            (total, count), grads = grad_fn(params)
-            return (jax.tree.map(jnp.add, grads_acc, grads), loss_acc + total, count_acc + count), None
+            return carry, None
 
+        first = jax.tree.map(lambda x: x[0], batches)
+        parts_shape = jax.eval_shape(lambda: loss(params, first, None)[2])
         zeros = jax.tree.map(jnp.zeros_like, params)
-        num_micro = tokens_MxBxT1.shape[0]
-        init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-        (grads, total, count), _ = jax.lax.scan(accumulate, init, (tokens_MxBxT1, jnp.arange(num_micro)))
+        num_micro = jax.tree.leaves(batches)[0].shape[0]
+        scalar = jnp.zeros((), jnp.float32)
+        init = (zeros, scalar, scalar, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), parts_shape))
+        (grads, total, count, parts), _ = jax.lax.scan(accumulate, init, (batches, jnp.arange(num_micro)))
         grads = jax.tree.map(lambda g: g / count, grads)
         updates, opt_state = tx.update(grads, opt_state, params, learning_rate=lr)
         params = optax.apply_updates(params, updates)
@@ -62,12 +67,32 @@ def make_train_step(
             "grad_norm": optax.tree.norm(grads),
             "update_norm": optax.tree.norm(updates),
             "tokens": count,
+            **parts,
         }
         return params, opt_state, metrics
 
+    return step_fn
+
+
+def _split(result: tuple) -> tuple:
+    total, count, parts = result
+    return total, (count, parts)
+
+
+def make_train_step(
+    layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = False
+) -> Callable:
+    """The language model's `step(params, opt_state, tokens_MxBxT1, step, lr)`: `gradient_step` over the
+    token cross-entropy, jitted with explicit shardings; params and optimizer state are donated, metrics
+    come back replicated."""
+
+    def lm_loss(params, tokens_BxT1, key):
+        total, count = loss_sum(layout.graphdef, params, tokens_BxT1, key)
+        return total, count, {}
+
     rep = replicated(mesh)
     return jax.jit(
-        step_fn,
+        gradient_step(lm_loss, tx, dropout),
         in_shardings=(layout.param_shardings, layout.opt_shardings, microbatch_sharding(mesh), rep, rep),
         out_shardings=(layout.param_shardings, layout.opt_shardings, rep),
         donate_argnums=(0, 1),

@@ -30,6 +30,7 @@ from scaling.train.checkpoint import CheckpointStore
 from scaling.train.loss import cross_entropy_sum
 from scaling.train.optimizer import OptimConfig, learning_rates, make_optimizer
 from scaling.train.run_dir import RunDir, atomic_write_text
+from scaling.train.step import gradient_step
 from scaling.use.generate import LoadedRun, load_run
 from scaling.use.tasks import AuthorTaskConfig, TaskData, author_task, jsonl_task
 
@@ -130,20 +131,20 @@ def losses(
 
 
 def make_steps(graphdef: Any, tx: optax.GradientTransformation, lm_weight: float):
-    """(train_step, eval_step), jitted; train_step donates and returns the state and optimizer state."""
+    """(train_step, eval_step), jitted. train_step is the trainer's `gradient_step` with the task loss
+    (one micro-batch: `batch` leaves carry a leading axis of 1); it donates and returns the state and
+    optimizer state."""
 
-    def train_step(state, opt_state, tokens_BxT, lengths_B, labels_B, lr):
-        grad_fn = jax.value_and_grad(losses, argnums=1, has_aux=True)
-        (loss, parts), grads = grad_fn(graphdef, state, tokens_BxT, lengths_B, labels_B, lm_weight)
-        updates, opt_state = tx.update(grads, opt_state, state, learning_rate=lr)
-        return optax.apply_updates(state, updates), opt_state, {"loss": loss, **parts}
+    def task_loss(state, batch, key):
+        loss, parts = losses(graphdef, state, *batch, lm_weight)
+        return loss, jnp.ones((), jnp.float32), parts
 
     def eval_step(state, tokens_BxT, lengths_B):
         model: GPT = nnx.merge(graphdef, state["gpt"])
         logits_BxC = task_logits(model.hidden(tokens_BxT), lengths_B, state["head"])
         return jax.nn.log_softmax(logits_BxC, axis=-1)
 
-    return jax.jit(train_step, donate_argnums=(0, 1)), jax.jit(eval_step)
+    return jax.jit(gradient_step(task_loss, tx), donate_argnums=(0, 1)), jax.jit(eval_step)
 
 
 def evaluate(eval_step, state, tokens_NxT, lengths_N, labels_N, batch: int) -> dict[str, float]:
@@ -205,10 +206,9 @@ def finetune(
     history, window = [], []
     for step in tqdm(range(cfg.steps), disable=not progress, desc=f"finetune {cfg.name}", unit="step"):
         rows = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        state, opt_state, metrics = train_step(
-            state, opt_state, train_tokens[rows], train_lengths[rows], data.train_labels[rows], lrs[step]
-        )
-        window.append(metrics)
+        batch = (train_tokens[rows][None], train_lengths[rows][None], data.train_labels[rows][None])
+        state, opt_state, metrics = train_step(state, opt_state, batch, step, lrs[step])
+        window.append({k: metrics[k] for k in ("loss", "task_loss", "correct", "lm_loss") if k in metrics})
         if (step + 1) % 20 == 0 or step + 1 == cfg.steps:
             means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
             means["train_accuracy"] = means.pop("correct") / len(rows)
