@@ -37,38 +37,14 @@ from scaling.train.checkpoint import CheckpointStore
 from scaling.train.evaluate import evaluate, make_eval_step
 from scaling.train.mfu import mfu, peak_flops_per_device
 from scaling.train.optimizer import learning_rates, make_optimizer
+from scaling.train.progress import Progress, restore_or_init, run_summary, save_checkpoint
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir
 from scaling.train.run_guard import exclusive, stop_on_sigterm
-from scaling.train.state import StateLayout, init_state, make_layout
+from scaling.train.state import make_layout
 from scaling.train.step import make_train_step
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Progress:
-    """Host-side running record of the run, carried across resumes through the checkpoint metadata."""
-
-    wall_seconds: float = 0.0
-    step_seconds: float = 0.0
-    steps_timed: int = 0
-    recent_losses: list[float] = field(default_factory=list)
-    last_val_loss: float | None = None
-
-
-def _check_resume_matches(meta: dict, dataset: TokenDataset, cfg: RunConfig, directory: Path) -> None:
-    if meta.get("encoding") != cfg.data.encoding or meta.get("vocab_size") != dataset.vocab_size:
-        raise UserError(
-            f"the checkpoint in {directory} was trained with encoding {meta.get('encoding')!r} "
-            f"(vocabulary {meta.get('vocab_size')}), but the config asks for {cfg.data.encoding!r} "
-            f"(vocabulary {dataset.vocab_size}); use the checkpoint's encoding or a new run directory"
-        )
-    if meta.get("data_fingerprint") != dataset.fingerprint:
-        raise UserError(
-            f"the checkpoint in {directory} was trained on different data (fingerprint "
-            f"{meta.get('data_fingerprint')} != {dataset.fingerprint}); use a new run directory"
-        )
 
 
 def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
@@ -113,7 +89,7 @@ def _train(
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     try:
         state_start = time.perf_counter()
-        params, opt_state, record, start = _restore_or_init(store, layout, cfg, tx, dataset, run.path)
+        params, opt_state, record, start = restore_or_init(store, layout, cfg, tx, dataset, run.path)
         jax.block_until_ready(params)
         timings = {"state_seconds": time.perf_counter() - state_start}
         if is_main:
@@ -132,7 +108,7 @@ def _train(
     finally:
         store.close()
     record.wall_seconds += time.perf_counter() - started
-    summary = _summary(cfg, dataset, record, loop.status, loop.step, ctx.peak, timings)
+    summary = run_summary(cfg, dataset, record, loop.status, loop.step, ctx.peak, timings)
     if is_main:
         run.write_summary(summary)
     return summary
@@ -147,7 +123,7 @@ class _Loop:
     params: Any
     opt_state: Any
     step: int
-    record: _Progress
+    record: Progress
     status: str = "running"
     pending: tuple[int, dict, float] | None = None
     tick: float = 0.0
@@ -272,7 +248,9 @@ def _after_step(ctx: _Context, loop: _Loop, metrics: dict) -> bool:
         return False
     loop.tick = time.perf_counter()
     if step % cfg.checkpoint_every == 0 or at_end or stopping:
-        _save(ctx.store, step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started)
+        save_checkpoint(
+            ctx.store, step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
+        )
         loop.tick = time.perf_counter()
     if stopping:
         loop.status = "interrupted"
@@ -333,66 +311,6 @@ def _metrics_row(ctx: _Context, step: int, host: dict, tps: float, val_loss: flo
     if val_loss is not None:
         row["val_loss"] = val_loss
     return row
-
-
-def _restore_or_init(store: CheckpointStore, layout: StateLayout, cfg: RunConfig, tx, dataset, path: Path):
-    """The latest checkpoint's state and progress record, or a fresh state at step 0."""
-    latest = store.latest_step()
-    if latest is None:
-        params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
-        return params, opt_state, _Progress(), 0
-    _check_resume_matches(store.read_meta(latest), dataset, cfg, path)
-    params, opt_state, meta = store.restore(latest, layout)
-    return params, opt_state, _Progress(**meta["progress"]), latest
-
-
-def _save(store, step, params, opt_state, record, dataset, cfg, started) -> None:
-    meta = {
-        "step": step,
-        "encoding": cfg.data.encoding,
-        "vocab_size": dataset.vocab_size,
-        "data_fingerprint": dataset.fingerprint,
-        "progress": {
-            **record.__dict__,
-            "wall_seconds": record.wall_seconds + time.perf_counter() - started,
-        },
-    }
-    store.save(step, params, opt_state, meta)
-
-
-def _summary(cfg, dataset, record: _Progress, status: str, step: int, peak, timings: dict) -> RunSummary:
-    """The run's record for the fitter; `timings` are this session's start-up costs (init or restore,
-    compile, and start to end of the first step)."""
-    m = cfg.model
-    tokens = step * cfg.tokens_per_step
-    tps = record.steps_timed * cfg.tokens_per_step / record.step_seconds if record.step_seconds else None
-    return RunSummary(
-        name=cfg.name,
-        status=status,
-        steps=step,
-        params=m.params,
-        params_nonembedding=m.params_nonembedding,
-        params_embedding=m.params_embedding,
-        tokens=tokens,
-        flops=tokens * m.flops_per_token,
-        flops_6nd=tokens * m.flops_per_token_6n,
-        flops_per_token=m.flops_per_token,
-        final_train_loss=float(np.mean(record.recent_losses)) if record.recent_losses else None,
-        final_val_loss=record.last_val_loss,
-        wall_seconds=record.wall_seconds,
-        step_seconds=record.step_seconds,
-        state_seconds=timings.get("state_seconds"),
-        compile_seconds=timings.get("compile_seconds"),
-        startup_seconds=timings.get("startup_seconds"),
-        tokens_per_second=tps,
-        mfu=mfu(tps * m.flops_per_token, jax.device_count(), peak) if tps else None,
-        peak_flops_source=peak.source,
-        encoding=cfg.data.encoding,
-        vocab_size=dataset.vocab_size,
-        data_fingerprint=dataset.fingerprint,
-        devices=jax.device_count(),
-        processes=jax.process_count(),
-    )
 
 
 def _setup_logging(run: RunDir, verbose: bool) -> None:
