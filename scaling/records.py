@@ -16,10 +16,12 @@ from typing import Any
 
 from scaling.errors import UserError
 
+SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.jsonl"
 # The summary key a run is fitted by (its final validation loss).
 FINAL_LOSS = "final_val_loss"
 
-# One row per logged step; evaluation rows add "val_loss".
+# One row per logged step, in this order; evaluation rows add "val_loss".
 METRIC_COLUMNS = (
     "step",
     "tokens",

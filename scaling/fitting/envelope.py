@@ -10,7 +10,6 @@ so the envelope is only as good as the runs' learning-rate schedules. The bootst
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from scaling.fitting.bootstrap import intervals
 from scaling.fitting.compute_law import fit_saturating
 from scaling.fitting.result import FitResult
 from scaling.fitting.table import FitWarning, RunTable
+from scaling.records import METRICS_FILE, read_metrics
 
 GRID_POINTS = 200
 
@@ -39,17 +39,11 @@ def read_curve(
     run_dir: str, name: str, N: float, loss_key: str = "train_loss", smooth: int = 5
 ) -> Curve | None:
     """The run's (flops, tokens, loss) rows with a positive loss, sorted by FLOPs; None if unreadable."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return None
     rows = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{path}: not valid JSON lines") from None
+    for row in read_metrics(path):
         value = row.get(loss_key)
         if isinstance(value, int | float) and np.isfinite(value) and value > 0 and row.get("flops", 0) > 0:
             rows.append((float(row["flops"]), float(row.get("tokens", np.nan)), float(value)))

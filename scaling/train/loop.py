@@ -32,7 +32,7 @@ from scaling.model.sharding import (
     make_mesh,
     microbatch_sharding,
 )
-from scaling.records import RunSummary
+from scaling.records import METRIC_COLUMNS, RunSummary
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.evaluate import evaluate, make_eval_step
 from scaling.train.mfu import mfu, peak_flops_per_device
@@ -296,18 +296,21 @@ def _handle(ctx: _Context, loop: _Loop, step: int, metrics: dict, seconds: float
 
 
 def _metrics_row(ctx: _Context, step: int, host: dict, tps: float, val_loss: float | None) -> dict:
+    """One metrics.jsonl row, columns as `records.METRIC_COLUMNS` names them."""
     cfg = ctx.cfg
-    row = {
-        "step": step,
-        "tokens": step * cfg.tokens_per_step,
-        "flops": step * cfg.tokens_per_step * cfg.model.flops_per_token,
-        "train_loss": host["loss"],
-        "lr": float(ctx.lrs[step - 1]),
-        "grad_norm": host["grad_norm"],
-        "update_norm": host["update_norm"],
-        "tokens_per_second": tps,
-        "mfu": mfu(tps * cfg.model.flops_per_token, jax.device_count(), ctx.peak),
-    }
+    tokens = step * cfg.tokens_per_step
+    values = (
+        step,
+        tokens,
+        tokens * cfg.model.flops_per_token,
+        host["loss"],
+        float(ctx.lrs[step - 1]),
+        host["grad_norm"],
+        host["update_norm"],
+        tps,
+        mfu(tps * cfg.model.flops_per_token, jax.device_count(), ctx.peak),
+    )
+    row = dict(zip(METRIC_COLUMNS, values, strict=True))
     if val_loss is not None:
         row["val_loss"] = val_loss
     return row

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from scaling.errors import UserError
-from scaling.records import RunSummary, json_line, read_metrics, read_summary
+from scaling.records import METRICS_FILE, SUMMARY_FILE, RunSummary, json_line, read_metrics, read_summary
 
 # How a run is laid out on devices, not what it computes: a run may resume under another mesh or
 # micro-batching without being a different run.
@@ -38,8 +38,8 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.config_path = self.path / "config.yaml"
-        self.metrics_path = self.path / "metrics.jsonl"
-        self.summary_path = self.path / "summary.json"
+        self.metrics_path = self.path / METRICS_FILE
+        self.summary_path = self.path / SUMMARY_FILE
         self.checkpoint_dir = self.path / "checkpoints"
 
     def claim(self, config: dict) -> None:
