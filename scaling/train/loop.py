@@ -1,50 +1,36 @@
-"""The training loop: resume from the run directory, step, evaluate, checkpoint, log, summarise.
+"""`train`: claim the run directory, resume or start, run the step loop (`runner`), write the summary.
 
 Batches are a pure function of (seed, step), so resuming from a checkpoint at step k replays exactly the
-steps an uninterrupted run would have taken. Metrics are pulled to the host one step late, so dispatch of
-the next step never waits on the previous one.
+steps an uninterrupted run would have taken.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from jax.experimental import multihost_utils
-from tqdm import tqdm
 
 from scaling.config_io import to_dict
-from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset, train_batch
+from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset
 from scaling.errors import UserError
 from scaling.model.sharding import (
     check_batch_divisible,
-    global_array,
     log_shardings,
     make_mesh,
-    microbatch_sharding,
 )
-from scaling.records import METRIC_COLUMNS, RunSummary
+from scaling.records import RunSummary
 from scaling.train.checkpoint import CheckpointStore
-from scaling.train.evaluate import evaluate, make_eval_step
-from scaling.train.mfu import mfu, peak_flops_per_device
-from scaling.train.optimizer import learning_rates, make_optimizer
-from scaling.train.progress import Progress, restore_or_init, run_summary, save_checkpoint
+from scaling.train.optimizer import make_optimizer
+from scaling.train.progress import restore_or_init, run_summary
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir
 from scaling.train.run_guard import exclusive, stop_on_sigterm
+from scaling.train.runner import LoopState, compile_step, loop_context, run_steps
 from scaling.train.state import make_layout
-from scaling.train.step import make_train_step
-
-log = logging.getLogger(__name__)
 
 
 def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
@@ -98,13 +84,13 @@ def _train(
         summary = run.summary()
         if start >= cfg.train.steps and summary is not None and summary.completed:
             return summary
-        loop = _Loop(params, opt_state, start, record)
+        loop = LoopState(params, opt_state, start, record)
         with jax.set_mesh(mesh):
-            ctx = _context(
+            ctx = loop_context(
                 cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start
             )
-            ctx, timings["compile_seconds"] = _compile(ctx, loop)
-            _run_steps(ctx, loop, timings)
+            ctx, timings["compile_seconds"] = compile_step(ctx, loop)
+            run_steps(ctx, loop, timings)
     finally:
         store.close()
     record.wall_seconds += time.perf_counter() - started
@@ -112,208 +98,6 @@ def _train(
     if is_main:
         run.write_summary(summary)
     return summary
-
-
-@dataclass
-class _Loop:
-    """What the loop changes from step to step: the device state, the steps done, the last finished step
-    whose metrics are still on the device (read one step late, so dispatch never waits on them), the
-    recent step times and the host-side record. `status` turns completed, diverged or interrupted."""
-
-    params: Any
-    opt_state: Any
-    step: int
-    record: Progress
-    status: str = "running"
-    pending: tuple[int, dict, float] | None = None
-    tick: float = 0.0
-    window: list[float] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What stays fixed while the loop runs."""
-
-    cfg: RunConfig
-    dataset: TokenDataset
-    run: RunDir
-    store: CheckpointStore
-    step_fn: Any
-    eval_step: Any
-    mesh: Any
-    micro_sharding: Any
-    lrs: np.ndarray
-    peak: Any
-    bar: Any
-    is_main: bool
-    stop: dict
-    started: float
-    compiled: Any = None  # the step compiled ahead of time for this run's shapes (`_compile`)
-
-    def batch_at(self, step: int) -> jax.Array:
-        B, M, T = self.cfg.train.batch_size, self.cfg.train.micro_batches, self.cfg.model.T
-        local = train_batch(
-            self.dataset.train,
-            seed=self.cfg.train.seed,
-            step=step,
-            global_batch=B,
-            seq_len=T,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        )
-        return global_array(local.reshape(M, -1, T + 1), self.micro_sharding, (M, B // M, T + 1))
-
-    def step(self, loop: _Loop, i: int) -> dict:
-        loop.params, loop.opt_state, metrics = self.compiled(
-            loop.params, loop.opt_state, self.batch_at(i), jnp.int32(i), jnp.float32(self.lrs[i])
-        )
-        return metrics
-
-
-def _context(cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start) -> _Context:
-    S = cfg.train.steps
-    bar = tqdm(
-        total=S,
-        initial=start,
-        disable=not (progress and is_main),
-        file=sys.stderr,
-        dynamic_ncols=True,
-        unit="step",
-        desc=cfg.name,
-    )
-    return _Context(
-        cfg=cfg,
-        dataset=dataset,
-        run=run,
-        store=store,
-        step_fn=make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0),
-        eval_step=make_eval_step(layout, mesh),
-        mesh=mesh,
-        micro_sharding=microbatch_sharding(mesh),
-        lrs=learning_rates(cfg.optim, S),
-        peak=peak_flops_per_device(),
-        bar=bar,
-        is_main=is_main,
-        stop=stop,
-        started=started,
-    )
-
-
-def _compile(ctx: _Context, loop: _Loop) -> tuple[_Context, float]:
-    """The context with the step compiled ahead of time (its memory analysis logged), and the seconds."""
-    S, start = ctx.cfg.train.steps, loop.step
-    compile_start = time.perf_counter()
-    lr = jnp.float32(ctx.lrs[min(start, S - 1)])
-    compiled = ctx.step_fn.lower(
-        loop.params, loop.opt_state, ctx.batch_at(start), jnp.int32(start), lr
-    ).compile()
-    seconds = time.perf_counter() - compile_start
-    log.info("train step compiled in %.1f s; memory: %s", seconds, compiled.memory_analysis())
-    return dataclasses.replace(ctx, compiled=compiled), seconds
-
-
-def _run_steps(ctx: _Context, loop: _Loop, timings: dict) -> None:
-    """Step to the end, a divergence or a stop; the step after the last one handled is flushed last."""
-    start = loop.step
-    loop.tick = time.perf_counter()
-    for i in range(start, ctx.cfg.train.steps):
-        metrics = ctx.step(loop, i)
-        if not _flush(ctx, loop):
-            break
-        loop.step = i + 1
-        if i == start:
-            jax.block_until_ready(metrics)
-            timings["startup_seconds"] = time.perf_counter() - ctx.started
-        if not _after_step(ctx, loop, metrics):
-            break
-    _flush(ctx, loop)
-    ctx.bar.close()
-    if loop.status == "running":
-        loop.status = "completed"
-
-
-def _after_step(ctx: _Context, loop: _Loop, metrics: dict) -> bool:
-    """Queue the finished step's metrics; at a sync point (end, checkpoint, evaluation, stop) handle them
-    now and checkpoint if due. Returns False when the loop must end."""
-    cfg, step, stopping = ctx.cfg.train, loop.step, ctx.stop["stop"]
-    at_end = step == cfg.steps
-    must_sync = at_end or step % cfg.checkpoint_every == 0 or step % cfg.eval_every == 0
-    if must_sync or stopping:
-        jax.block_until_ready(metrics)
-    now = time.perf_counter()
-    loop.pending, loop.tick = (step, metrics, now - loop.tick), now
-    if not (must_sync or stopping):
-        return True
-    if not _flush(ctx, loop):
-        return False
-    loop.tick = time.perf_counter()
-    if step % cfg.checkpoint_every == 0 or at_end or stopping:
-        save_checkpoint(
-            ctx.store, step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
-        )
-        loop.tick = time.perf_counter()
-    if stopping:
-        loop.status = "interrupted"
-        return False
-    return True
-
-
-def _flush(ctx: _Context, loop: _Loop) -> bool:
-    """Handle the queued step, if any; the one place a run is declared diverged."""
-    if loop.pending is None:
-        return True
-    ok = _handle(ctx, loop, *loop.pending)
-    loop.pending = None
-    if not ok:
-        loop.status = "diverged"
-    return ok
-
-
-def _handle(ctx: _Context, loop: _Loop, step: int, metrics: dict, seconds: float) -> bool:
-    """Record finished step `step` (progress, evaluation, metrics row); False when it diverged."""
-    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
-        log.error("step %d: loss %s, grad norm %s: diverged", step, host["loss"], host["grad_norm"])
-        return False
-    cfg, record = ctx.cfg, loop.record
-    record.recent_losses = ([*record.recent_losses, host["loss"]])[-10:]
-    record.step_seconds += seconds
-    record.steps_timed += 1
-    loop.window.append(seconds)
-    del loop.window[:-20]
-    tokens_per_step = cfg.tokens_per_step
-    tps = tokens_per_step * len(loop.window) / sum(loop.window) if sum(loop.window) > 0 else float("nan")
-    ctx.bar.update(1)
-    ctx.bar.set_postfix(loss=f"{host['loss']:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-    evaluating = step % cfg.train.eval_every == 0 or step == cfg.train.steps
-    if evaluating:  # every process takes part: evaluation runs collectives
-        record.last_val_loss = evaluate(cfg, ctx.dataset, ctx.eval_step, loop.params, ctx.mesh)
-    if ctx.is_main and (evaluating or step % cfg.train.log_every == 0):
-        ctx.run.append_metrics(
-            _metrics_row(ctx, step, host, tps, record.last_val_loss if evaluating else None)
-        )
-    return True
-
-
-def _metrics_row(ctx: _Context, step: int, host: dict, tps: float, val_loss: float | None) -> dict:
-    """One metrics.jsonl row, columns as `records.METRIC_COLUMNS` names them."""
-    cfg = ctx.cfg
-    tokens = step * cfg.tokens_per_step
-    values = (
-        step,
-        tokens,
-        tokens * cfg.model.flops_per_token,
-        host["loss"],
-        float(ctx.lrs[step - 1]),
-        host["grad_norm"],
-        host["update_norm"],
-        tps,
-        mfu(tps * cfg.model.flops_per_token, jax.device_count(), ctx.peak),
-    )
-    row = dict(zip(METRIC_COLUMNS, values, strict=True))
-    if val_loss is not None:
-        row["val_loss"] = val_loss
-    return row
 
 
 def _setup_logging(run: RunDir, verbose: bool) -> None:
