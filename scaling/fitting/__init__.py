@@ -2,7 +2,7 @@
 
 Modules, bottom up: `table` (read and validate runs) -> `objective`, `lbfgs` (batched Huber/L-BFGS in JAX)
 -> `huber_fit`, `bootstrap` -> one module per law (`chinchilla`, `compute_law`, `isoflop`, `envelope`,
-`kaplan`) -> `fit` (`fit_table`) -> `predict`, `backtest`, `plot` -> `cli`. No model code is imported, so a
+`kaplan`) -> `identify`, `fit` (`fit_table`) -> `predict`, `backtest`, `validate`, `plot` -> `cli`. No model code is imported, so a
 published table can be fitted without the trainer.
 
 Python API (what the CLI calls; the sweep and demo code can call it directly):
@@ -13,6 +13,7 @@ Python API (what the CLI calls; the sweep and demo code can call it directly):
     predict(fit, params, tokens) -> Prediction
     predict_compute(fit, compute) -> Prediction
     backtest(table, law, fit_max, test_min=None, options=None) -> BacktestResult
+    validate(ladder_table, target_table, laws, options) -> tuple[LawValidation, ...]   # fitting.validate
     make_plots(table, fit, out, target_compute=None) -> list[Path]
 
 JAX is imported only when a law is fitted and matplotlib only by `make_plots`, so importing this package
