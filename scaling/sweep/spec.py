@@ -148,7 +148,7 @@ TargetLaw = Literal["chinchilla", "isoflop"]
 @dataclass(frozen=True)
 class Target:
     """One large run trained after the ladder: a compute budget `flops` (its size chosen by the ladder's
-    fit) or an explicit model size `params` (non-embedding) and `tokens`."""
+    fit) or an explicit model size `params` (counted as `targets.params` says) and `tokens`."""
 
     flops: float | None = None
     params: float | None = None
