@@ -15,9 +15,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from scaling.fitting import FitOptions, fit_table, load_table, make_plots
+from scaling.fitting import FitOptions, fit_table, make_plots
 from scaling.fitting.table import FitWarning
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import plan
@@ -42,10 +40,9 @@ def main() -> None:
         warnings.simplefilter("ignore", FitWarning)
         run_validation(sweep, n_boot=args.bootstrap)
         shutil.copy(sweep.ledger.sweep_dir / "validation.png", args.figures / "validation.png")
-        table = load_table(sweep.results_path, params=spec.targets.params)
-        ladder = table.subset(np.isin(np.array(table.names), [r.name for r in sweep.ladder]))
+        ladder, targets = sweep.tables(spec.targets.params)
         fit = fit_table(ladder, "isoflop", FitOptions(n_boot=args.bootstrap, progress=False))
-        for path in make_plots(ladder, fit, args.figures, target_compute=float(table.C.max())):
+        for path in make_plots(ladder, fit, args.figures, target_compute=float(targets.C.max())):
             if path.suffix == ".png":
                 print(f"wrote {path}")
             else:

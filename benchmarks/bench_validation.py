@@ -19,26 +19,16 @@ from pathlib import Path
 import numpy as np
 from report import machine_line, write_section
 
-from scaling.fitting import FitOptions, load_table
+from scaling.fitting import FitOptions
 from scaling.fitting.table import FitWarning, RunTable
 from scaling.fitting.validate import VALIDATED_LAWS, LawValidation, validate
-from scaling.sweep.collect import write_results
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import plan
 from scaling.sweep.spec import load_sweep
-from scaling.sweep.status import run_state
 from scaling.sweep.workflow import Sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Validated ladder (issue 10)"
-
-
-def tables(sweep: Sweep, params: str) -> tuple[RunTable, RunTable]:
-    path, _ = write_results(sweep.runs(), sweep.ledger, sweep.spec.recipe.name)
-    table = load_table(path, params=params)
-    names = np.array(table.names)
-    done = [r.name for r in sweep.target_runs() if run_state(r, sweep.ledger).status == "completed"]
-    return table.subset(np.isin(names, [r.name for r in sweep.ladder])), table.subset(np.isin(names, done))
 
 
 def by_factor(result: LawValidation) -> dict[int, float]:
@@ -90,7 +80,7 @@ def main_table(results: tuple[LawValidation, ...]) -> list[str]:
 def report(sweep: Sweep, n_boot: int) -> str:
     chosen = sweep.spec.targets.params
     options = FitOptions(n_boot=n_boot, confidence=0.8, progress=False)
-    ladder, targets = tables(sweep, chosen)
+    ladder, targets = sweep.tables(chosen)
     lines = [
         f"### `{sweep.spec.name}`: {machine_line()}",
         "",
@@ -113,7 +103,7 @@ def report(sweep: Sweep, n_boot: int) -> str:
     header = "| parameters | ladder | " + " | ".join(VALIDATED_LAWS) + " |"
     lines += [header, "|" + "---|" * (2 + len(VALIDATED_LAWS))]
     for params in ("total", "nonembedding"):
-        ladder_p, targets_p = tables(sweep, params)
+        ladder_p, targets_p = sweep.tables(params)
         for name, subset in variants(ladder_p, targets_p).items():
             cells = []
             for law in validate(subset, targets_p, VALIDATED_LAWS, options):

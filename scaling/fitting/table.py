@@ -88,6 +88,11 @@ class RunTable:
             budget=None if self.budget is None else self.budget[idx],
         )
 
+    def named(self, names) -> RunTable:
+        """The runs whose names are in `names`, in table order."""
+        wanted = set(names)
+        return self.subset(np.array([n in wanted for n in self.names], dtype=bool))
+
     @property
     def flops_per_param_token(self) -> float:
         """C / (N D) of the table (6 under the 6ND convention): converts a budget into N·D for allocation."""

@@ -75,8 +75,7 @@ def _fit_in_child(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) ->
 
 def _fit_ladder(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) -> FitResult:
     assert spec.targets is not None
-    table = load_table(results_csv, params=spec.targets.params)
-    table = table.subset(np.isin(np.array(table.names), names))
+    table = load_table(results_csv, params=spec.targets.params).named(names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)  # the fit's flags are in its diagnostics
         return fit_table(table, spec.targets.law, FitOptions(n_boot=0, progress=False))

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import UserError
-from scaling.fitting import FitOptions, load_table
+from scaling.fitting import FitOptions
 from scaling.fitting.validate import VALIDATED_LAWS, LawValidation, validate
-from scaling.sweep.collect import write_results
-from scaling.sweep.status import run_state
 from scaling.sweep.workflow import Sweep
 from scaling.train.run_dir import atomic_write_text
 
@@ -60,17 +58,11 @@ def run_validation(sweep: Sweep, n_boot: int = 1000, confidence: float = 0.8) ->
     spec = sweep.spec
     if spec.targets is None:
         raise UserError(f"sweep {spec.name} has no targets: add a targets: section to validate its ladder")
-    target_runs = sweep.target_runs()
-    done = [r for r in target_runs if run_state(r, sweep.ledger).status == "completed"]
-    if not done:
+    ladder, targets = sweep.tables(spec.targets.params)
+    if not len(targets):
         raise UserError(
             f"no completed targets yet in {sweep.ledger.sweep_dir}: run `scaling sweep run` first"
         )
-    path, _ = write_results(sweep.runs(), sweep.ledger, spec.recipe.name)
-    table = load_table(path, params=spec.targets.params)
-    names = np.array(table.names)
-    ladder = table.subset(np.isin(names, [r.name for r in sweep.ladder]))
-    targets = table.subset(np.isin(names, [r.name for r in done]))
     options = FitOptions(n_boot=n_boot, confidence=confidence, progress=False)
     result = SweepValidation(spec.targets.law, validate(ladder, targets, VALIDATED_LAWS, options))
     _write(sweep.ledger.sweep_dir, result)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scaling.errors import UserError
+from scaling.fitting import load_table
+from scaling.fitting.table import RunTable
 from scaling.sweep import targets
 from scaling.sweep.collect import write_results
 from scaling.sweep.estimate import format_duration, run_throughput
@@ -18,7 +20,7 @@ from scaling.sweep.launch import LocalLauncher, make_slots
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun, format_count, plan
 from scaling.sweep.spec import SweepSpec, load_sweep
-from scaling.sweep.status import RunState, format_table
+from scaling.sweep.status import RunState, format_table, run_state
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,14 @@ class Sweep:
 
     def runs(self) -> tuple[PlannedRun, ...]:
         return (*self.ladder, *self.target_runs())
+
+    def tables(self, params: str) -> tuple[RunTable, RunTable]:
+        """results.csv rewritten, then read as (completed ladder runs, completed targets), parameters
+        counted as `params` says."""
+        path, _ = write_results(self.runs(), self.ledger, self.spec.recipe.name)
+        table = load_table(path, params=params)
+        done = [r.name for r in self.target_runs() if run_state(r, self.ledger).status == "completed"]
+        return table.named(r.name for r in self.ladder), table.named(done)
 
 
 def load(args: argparse.Namespace) -> Sweep:
