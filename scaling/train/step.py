@@ -39,26 +39,18 @@ def gradient_step(loss: LossFn, tx: optax.GradientTransformation, dropout: bool 
 
     def step_fn(params, opt_state, batches, step, lr):
         def accumulate(carry, inputs):
-            grads_acc, loss_acc, count_acc, parts_acc = carry
+            grads_acc, loss_acc, count_acc = carry
             batch, index = inputs
             key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), step), index) if dropout else None
             grad_fn = jax.value_and_grad(lambda p: _split(loss(p, batch, key)), has_aux=True)
             (total, (count, parts)), grads = grad_fn(params)
-            carry = (
-                jax.tree.map(jnp.add, grads_acc, grads),
-                loss_acc + total,
-                count_acc + count,
-                jax.tree.map(jnp.add, parts_acc, parts),
-            )
-            return carry, None
+            return (jax.tree.map(jnp.add, grads_acc, grads), loss_acc + total, count_acc + count), parts
 
-        first = jax.tree.map(lambda x: x[0], batches)
-        parts_shape = jax.eval_shape(lambda: loss(params, first, None)[2])
         zeros = jax.tree.map(jnp.zeros_like, params)
         num_micro = jax.tree.leaves(batches)[0].shape[0]
-        scalar = jnp.zeros((), jnp.float32)
-        init = (zeros, scalar, scalar, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), parts_shape))
-        (grads, total, count, parts), _ = jax.lax.scan(accumulate, init, (batches, jnp.arange(num_micro)))
+        init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+        (grads, total, count), parts_M = jax.lax.scan(accumulate, init, (batches, jnp.arange(num_micro)))
+        parts = jax.tree.map(lambda x: jnp.sum(x, axis=0), parts_M)
         grads = jax.tree.map(lambda g: g / count, grads)
         updates, opt_state = tx.update(grads, opt_state, params, learning_rate=lr)
         params = optax.apply_updates(params, updates)
