@@ -30,7 +30,7 @@ from scaling.fitting.table import RunTable, frontier_mask
 _BAND_POINTS = 120
 
 
-def _optimal_loss(fit: FitResult):
+def optimal_loss(fit: FitResult):
     """L at the compute-optimal allocation as a function (params, C), or None."""
     if fit.law == "chinchilla":
         k = float(fit.conventions.get("flops_per_param_token", 6.0))
@@ -84,7 +84,7 @@ def plot_loss_vs_compute(table: RunTable, fit: FitResult, target: float) -> Figu
     front = frontier_mask(table.C, table.L)
     order = np.argsort(table.C[front])
     ax.step(table.C[front][order], table.L[front][order], where="post", color="k", lw=1, label="frontier")
-    fn = _optimal_loss(fit)
+    fn = optimal_loss(fit)
     if fn is not None:
         c = np.geomspace(table.C.min(), max(target, table.C.max()), _BAND_POINTS)
         ax.plot(c, fn(fit.params, c), color="C3", label=f"{fit.law} fit")
@@ -159,7 +159,7 @@ def plot_residuals(table: RunTable, fit: FitResult) -> Figure | None:
         mask = np.ones(len(table), dtype=bool)
         predicted = fn(fit.params, table.N, table.D)
     else:
-        opt = _optimal_loss(fit)
+        opt = optimal_loss(fit)
         if opt is None:
             return None
         mask = frontier_mask(table.C, table.L)

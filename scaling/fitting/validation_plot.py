@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from scaling.fitting.plot import _optimal_loss
+from scaling.fitting.plot import optimal_loss
 from scaling.fitting.table import RunTable
 from scaling.fitting.validate import LawValidation
 
@@ -53,7 +53,7 @@ def _predicted_vs_actual(ax, result: LawValidation, color: str) -> None:
 
 
 def _curve(ax, result: LawValidation, ladder: RunTable, targets: RunTable, color: str) -> None:
-    fn = None if result.fit is None else _optimal_loss(result.fit)
+    fn = None if result.fit is None else optimal_loss(result.fit)
     if fn is None:
         return
     c = np.geomspace(float(ladder.C.min()), float(targets.C.max()) * 1.5, 100)

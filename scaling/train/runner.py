@@ -63,6 +63,8 @@ class LoopContext:
     eval_step: Any
     mesh: Any
     micro_sharding: Any
+    process_index: int
+    process_count: int
     lrs: np.ndarray
     peak: Any
     bar: Any
@@ -79,8 +81,8 @@ class LoopContext:
             step=step,
             global_batch=B,
             seq_len=T,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
+            process_index=self.process_index,
+            process_count=self.process_count,
         )
         return global_array(local.reshape(M, -1, T + 1), self.micro_sharding, (M, B // M, T + 1))
 
@@ -113,6 +115,8 @@ def loop_context(
         eval_step=make_eval_step(layout, mesh),
         mesh=mesh,
         micro_sharding=microbatch_sharding(mesh),
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
         lrs=learning_rates(cfg.optim, S),
         peak=peak_flops_per_device(),
         bar=bar,
