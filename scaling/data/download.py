@@ -11,8 +11,7 @@ import uuid
 from email.message import Message
 from pathlib import Path
 
-from tqdm import tqdm
-
+from scaling.console import progress_bar
 from scaling.errors import UserError
 
 _CHUNK = 1 << 20
@@ -34,13 +33,12 @@ def download(url: str, sha256: str | None, dest: Path, *, progress: bool = True)
         with (
             urllib.request.urlopen(url, timeout=60) as response,
             part.open("wb") as out,
-            tqdm(
+            progress_bar(
                 total=_content_length(response.headers),
                 unit="B",
                 unit_scale=True,
                 desc=f"downloading {dest.name}",
                 disable=not progress,
-                file=sys.stderr,
             ) as bar,
         ):
             while chunk := response.read(_CHUNK):

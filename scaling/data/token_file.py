@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from tqdm import tqdm
 
+from scaling.console import progress_bar
 from scaling.data.config import DataConfig, cache_root
 from scaling.data.corpora import Corpus, documents, resolve_corpus, validation_mask
 from scaling.data.tokenizer import Tokenizer, get_tokenizer
@@ -119,13 +118,12 @@ def _build(directory: Path, corpus: Corpus, cfg: DataConfig, tokenizer: Tokenize
         with (
             (tmp / "train.bin").open("wb") as train,
             (tmp / "val.bin").open("wb") as val,
-            tqdm(
+            progress_bar(
                 total=n_bytes,
                 unit="B",
                 unit_scale=True,
                 desc=f"tokenizing {corpus.name} ({cfg.encoding})",
                 disable=not progress,
-                file=sys.stderr,
             ) as bar,
         ):
             outputs: dict[bool, BinaryIO] = {False: train, True: val}

@@ -25,6 +25,7 @@ from typing import IO
 
 from tqdm import tqdm
 
+from scaling.console import progress_bar
 from scaling.errors import UserError
 from scaling.sweep.attempt import Decision, classify_exit, decide, finish
 from scaling.sweep.ledger import Claim, Ledger
@@ -121,15 +122,7 @@ class LocalLauncher:
         # Largest first: the long runs start early, so the workers finish close together.
         queue = sorted(self.runs, key=lambda r: -r.flops)
         total = sum(r.flops for r in self.runs)
-        bar = tqdm(
-            total=total,
-            unit="FLOP",
-            unit_scale=True,
-            disable=not self.progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            desc="sweep",
-        )
+        bar = progress_bar(total=total, unit="FLOP", unit_scale=True, disable=not self.progress, desc="sweep")
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             while queue or self.active:

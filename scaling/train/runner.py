@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
+from scaling.console import progress_bar
 from scaling.data import TokenDataset, train_batch
 from scaling.model.sharding import global_array, microbatch_sharding
 from scaling.records import METRIC_COLUMNS
@@ -97,15 +96,7 @@ def loop_context(
     cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start
 ) -> LoopContext:
     S = cfg.train.steps
-    bar = tqdm(
-        total=S,
-        initial=start,
-        disable=not (progress and is_main),
-        file=sys.stderr,
-        dynamic_ncols=True,
-        unit="step",
-        desc=cfg.name,
-    )
+    bar = progress_bar(total=S, initial=start, disable=not (progress and is_main), unit="step", desc=cfg.name)
     return LoopContext(
         cfg=cfg,
         dataset=dataset,

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from scaling.config_io import load_config, to_dict
+from scaling.console import track
 from scaling.data import Tokenizer
 from scaling.errors import UserError
 from scaling.model.decoder import GPT
@@ -204,7 +204,9 @@ def finetune(
     epochs = cfg.steps * cfg.batch_size // len(train_lengths) + 1
     order = np.concatenate([rng.permutation(len(train_lengths)) for _ in range(epochs)])
     history, window = [], []
-    for step in tqdm(range(cfg.steps), disable=not progress, desc=f"finetune {cfg.name}", unit="step"):
+    for step in track(
+        range(cfg.steps), total=cfg.steps, disable=not progress, desc=f"finetune {cfg.name}", unit="step"
+    ):
         rows = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         batch = (train_tokens[rows][None], train_lengths[rows][None], data.train_labels[rows][None])
         state, opt_state, metrics = train_step(state, opt_state, batch, step, lrs[step])
