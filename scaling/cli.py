@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from scaling.errors import UserError
+
+_SIGTERM_NOTE = "SIGTERM"
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with `set_defaults(func=...)`.
 _COMMAND_MODULES = (
@@ -20,8 +24,16 @@ _COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like every other error of ours (its default prints the whole
+    usage first, which buries the message in a log); subcommand parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} -h`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scaling",
         description="Train ladders of small GPTs, fit scaling laws to them, and predict much larger runs.",
         epilog="Start with `scaling demo`, or `scaling train experiments/tiny.yaml`; COMMAND -h for details.",
@@ -43,14 +55,29 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if on_main_thread else None
     try:
         return int(args.func(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        by_sigterm = err.args == (_SIGTERM_NOTE,)
+        print(
+            f"stopped by {'SIGTERM' if by_sigterm else 'Ctrl-C'}: rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 128 + (signal.SIGTERM if by_sigterm else signal.SIGINT)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: every command stops the same way (the trainer's loop replaces this with a flag,
+    so it checkpoints first), with one line instead of Python's silent death or a traceback."""
+    raise KeyboardInterrupt(_SIGTERM_NOTE)
 
 
 if __name__ == "__main__":

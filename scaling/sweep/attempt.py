@@ -48,15 +48,22 @@ def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
     return Decision("start", claim=claim, state=state)
 
 
+# `scaling.cli`'s exit codes for Ctrl-C and SIGTERM outside the training loop (128 + signal number).
+STOPPED_BY_SIGNAL = (130, 143)
+
+
 def classify_exit(run: PlannedRun, code: int, summary: dict | None, log_tail: str) -> tuple[Outcome, str]:
     """Outcome of a `scaling train` process from its exit code (0 completed, 1 diverged or interrupted,
-    2 a user error, 75 the run directory locked by another trainer), its fresh summary and its log's end."""
+    2 a user error, 75 the run directory locked by another trainer, 130/143 stopped during start-up), its
+    fresh summary and its log's end."""
     if code == 0 and is_completed(run, summary):
         return "completed", ""
     if code == 1 and summary is not None and summary.status in ("diverged", "interrupted"):
         return summary.status, f"{summary.status} at step {summary.steps}"
     if code == RunInUse.exit_code:
         return "busy", ""
+    if code in STOPPED_BY_SIGNAL:
+        return "interrupted", f"stopped during start-up (exit code {code})"
     if code < 0:
         return "failed", f"killed by signal {-code}"
     return "failed", f"exit code {code}: {last_error_line(log_tail)}"

@@ -116,14 +116,14 @@ class LocalLauncher:
         self.done: dict[str, str] = {}  # run name -> final status in this session
 
     def run(self) -> list[RunState]:
-        """Run the sweep to the end; on Ctrl-C or SIGTERM stop the children (they checkpoint) and re-raise."""
+        """Run the sweep to the end; on KeyboardInterrupt (Ctrl-C, or SIGTERM as `scaling.cli` turns it)
+        stop the children (they checkpoint) and re-raise."""
         for run in self.runs:
             self.ledger.write_config(run.config)
         # Largest first: the long runs start early, so the workers finish close together.
         queue = sorted(self.runs, key=lambda r: -r.flops)
         total = sum(r.flops for r in self.runs)
         bar = progress_bar(total=total, unit="FLOP", unit_scale=True, disable=not self.progress, desc="sweep")
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             while queue or self.active:
                 self._reap()
@@ -135,7 +135,6 @@ class LocalLauncher:
             self._stop_all()
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
             bar.close()
         return [run_state(run, self.ledger) for run in self.runs]
 

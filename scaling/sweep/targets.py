@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,10 +67,35 @@ def choose(
 
 def _fit_in_child(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) -> FitResult:
     """The point fit, in a spawned process: the launcher forks trainers next, and a parent that has
-    started JAX's threads must not fork (JAX warns of deadlocks)."""
+    started JAX's threads must not fork (JAX warns of deadlocks). Ctrl-C is the parent's to handle: the
+    child ignores it and is terminated when the parent stops waiting."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_fit_ladder, spec, results_csv, names).result()
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_fit_to_pipe, args=(send, spec, results_csv, names), daemon=True)
+    child.start()
+    send.close()
+    try:
+        ok, outcome = receive.recv()
+    except EOFError:
+        child.join()
+        raise UserError(
+            f"targets: the process fitting the ladder died (exit code {child.exitcode}); rerun to retry"
+        ) from None
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+    if not ok:
+        raise outcome
+    return outcome
+
+
+def _fit_to_pipe(send, spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        send.send((True, _fit_ladder(spec, results_csv, names)))
+    except UserError as err:
+        send.send((False, err))
 
 
 def _fit_ladder(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) -> FitResult:
