@@ -7,6 +7,7 @@ before any compute is spent instead of silently falling back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -83,12 +84,24 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return _finite(value, where)
     if tp is str:
         if not isinstance(value, str):
             raise UserError(f"{where}: expected a string, got {value!r}")
         return value
     raise UserError(f"{where}: unsupported field type {_type_name(tp)}")
+
+
+def _finite(value: int | float, where: str) -> float:
+    """YAML reads `.inf`, `.nan` and `1e999` as floats; no setting of the lab means anything by them, and an
+    infinite learning rate only shows up later as a diverged run."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
+    return number
 
 
 def from_dict(cls: type[T], mapping: Any, where: str = "config") -> T:
