@@ -160,6 +160,15 @@ def _deep_copy(mapping: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error on one line, with the 1-based line and column of the problem where PyYAML has them
+    (its own message spans several lines and quotes the text)."""
+    problem = getattr(err, "problem", None) or type(err).__name__
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, with errors that name the file."""
     path = Path(path)
@@ -168,7 +177,7 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = parse_yaml(path.read_text())
     except yaml.YAMLError as err:
-        raise UserError(f"{path} is not valid YAML: {err}") from None
+        raise UserError(f"{path} is not valid YAML ({yaml_problem(err)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

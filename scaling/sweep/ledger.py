@@ -77,11 +77,17 @@ class Ledger:
     def _failure_path(self, name: str) -> Path:
         return self.root / "failures" / f"{name}.json"
 
+    def _claim_path(self, name: str) -> Path:
+        return self.root / "claims" / f"{name}.lock"
+
     def try_claim(self, name: str) -> Claim | None:
-        handle = try_flock(self.root / "claims" / f"{name}.lock")
+        handle = try_flock(self._claim_path(name))
         return None if handle is None else Claim(handle)
 
     def is_claimed(self, name: str) -> bool:
+        """Whether a launcher holds the run; asking creates nothing (status and validate write no files)."""
+        if not self._claim_path(name).exists():
+            return False
         claim = self.try_claim(name)
         if claim is None:
             return True

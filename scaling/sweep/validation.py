@@ -16,6 +16,7 @@ import numpy as np
 from scaling.errors import UserError
 from scaling.fitting import FitOptions
 from scaling.fitting.validate import VALIDATED_LAWS, LawValidation, validate
+from scaling.sweep.status import run_state
 from scaling.sweep.workflow import Sweep
 from scaling.train.run_dir import atomic_write_text
 
@@ -58,11 +59,11 @@ def run_validation(sweep: Sweep, n_boot: int = 1000, confidence: float = 0.8) ->
     spec = sweep.spec
     if spec.targets is None:
         raise UserError(f"sweep {spec.name} has no targets: add a targets: section to validate its ladder")
-    ladder, targets = sweep.tables(spec.targets.params)
-    if not len(targets):
+    if not any(run_state(r, sweep.ledger).status == "completed" for r in sweep.target_runs()):
         raise UserError(
             f"no completed targets yet in {sweep.ledger.sweep_dir}: run `scaling sweep run` first"
         )
+    ladder, targets = sweep.tables(spec.targets.params)
     options = FitOptions(n_boot=n_boot, confidence=confidence, progress=False)
     result = SweepValidation(spec.targets.law, validate(ladder, targets, VALIDATED_LAWS, options))
     _write(sweep.ledger.sweep_dir, result)

@@ -54,11 +54,15 @@ class Sweep:
 
 def load(args: argparse.Namespace) -> Sweep:
     spec = load_sweep(args.sweep)
-    return Sweep(spec, plan(spec), Ledger(Path(args.out) if args.out else Path("runs") / spec.name))
+    out = Path(args.out) if args.out else Path("runs") / spec.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"sweep directory {out} exists and is not a directory: choose another --out")
+    return Sweep(spec, plan(spec), Ledger(out))
 
 
 def worker_count(args: argparse.Namespace, spec: SweepSpec) -> int:
-    count = getattr(args, "workers", None) or spec.launch.workers
+    count = getattr(args, "workers", None)
+    count = spec.launch.workers if count is None else count
     if count < 1:
         raise UserError(f"--workers must be >= 1, got {count}")
     return count
