@@ -37,7 +37,8 @@ METRIC_COLUMNS = (
 
 @dataclass(frozen=True)
 class RunSummary:
-    """A run's record. status: completed, diverged or interrupted; params/tokens/flops: exact counts
+    """A run's record. status: completed, diverged, interrupted or failed (a checkpoint or metrics write
+    failed; only completed counts as done); params/tokens/flops: exact counts
     (flops = tokens x flops_per_token, flops_6nd the 6N cross-check); losses None until measured; the
     *_seconds timings are this session's start-up costs (None when the session did not reach them)."""
 

@@ -4,6 +4,7 @@ checkpoint save, and the run's summary."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,12 @@ import numpy as np
 from scaling.data import TokenDataset
 from scaling.errors import UserError
 from scaling.records import RunSummary
-from scaling.train.checkpoint import CheckpointStore
+from scaling.train.checkpoint import CheckpointStore, CorruptCheckpoint
 from scaling.train.mfu import mfu
 from scaling.train.run_config import RunConfig
 from scaling.train.state import StateLayout, init_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,14 +49,39 @@ def check_resume_matches(meta: dict, dataset: TokenDataset, cfg: RunConfig, dire
 
 
 def restore_or_init(store: CheckpointStore, layout: StateLayout, cfg: RunConfig, tx, dataset, path: Path):
-    """The latest checkpoint's state and progress record, or a fresh state at step 0."""
-    latest = store.latest_step()
-    if latest is None:
-        params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
-        return params, opt_state, Progress(), 0
-    check_resume_matches(store.read_meta(latest), dataset, cfg, path)
-    params, opt_state, meta = store.restore(latest, layout)
-    return params, opt_state, Progress(**meta["progress"]), latest
+    """The newest readable checkpoint's state and progress record, or a fresh state at step 0 when there
+    is no checkpoint. Unreadable newer checkpoints are set aside (one warning); when none is readable the
+    newest one's error stands and nothing is moved."""
+    corrupt: list[tuple[int, CorruptCheckpoint]] = []
+    for step in reversed(store.all_steps()):
+        try:
+            check_resume_matches(store.read_meta(step), dataset, cfg, path)
+            params, opt_state, meta = store.restore(step, layout)
+        except CorruptCheckpoint as err:
+            corrupt.append((step, err))
+            continue
+        if corrupt:
+            _set_aside(store, corrupt, step)
+        return params, opt_state, Progress(**meta["progress"]), step
+    if corrupt:
+        raise corrupt[0][1]
+    params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
+    return params, opt_state, Progress(), 0
+
+
+def _set_aside(store: CheckpointStore, corrupt: list[tuple[int, CorruptCheckpoint]], step: int) -> None:
+    """Move the unreadable checkpoints out of the store (process 0; others only read) and say so once."""
+    if jax.process_index() != 0:
+        return
+    moved = [store.set_aside(s) for s, _ in corrupt]
+    steps = ", ".join(str(s) for s, _ in corrupt)
+    log.warning(
+        "checkpoint%s unreadable (%s): kept aside in %s; resuming from checkpoint %d",
+        f"s {steps} are" if len(corrupt) > 1 else f" {steps} is",
+        corrupt[0][1].reason,
+        moved[0].parent,
+        step,
+    )
 
 
 def save_checkpoint(store, step, params, opt_state, record, dataset, cfg, started) -> None:

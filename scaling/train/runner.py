@@ -28,7 +28,7 @@ from scaling.train.mfu import mfu, peak_flops_per_device
 from scaling.train.optimizer import learning_rates
 from scaling.train.progress import Progress, save_checkpoint
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import RunDir
+from scaling.train.run_dir import RunDir, RunFailed, os_error_line
 from scaling.train.step import make_train_step
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class LoopState:
     step: int
     record: Progress
     status: str = "running"
+    error: str = ""  # why a failed run stopped, one line
     pending: tuple[int, dict, float] | None = None
     tick: float = 0.0
     window: list[float] = field(default_factory=list)
@@ -131,11 +132,29 @@ def compile_step(ctx: LoopContext, loop: LoopState) -> tuple[LoopContext, float]
 
 
 def run_steps(ctx: LoopContext, loop: LoopState, timings: dict) -> None:
-    """Step to the end, a divergence or a stop; the step after the last one handled is flushed last."""
+    """Step to the end, a divergence, a stop or a failed write; the last save is awaited, so a completed
+    run's final checkpoint exists. A checkpoint or metrics write that fails (a full disk) makes the run
+    `failed` with `loop.error` saying why; the checkpoints before it are kept."""
+    ctx.stop["looping"] = True  # SIGTERM now checkpoints instead of leaving at once
+    try:
+        _steps(ctx, loop, timings)
+        ctx.store.wait()
+    except (RunFailed, OSError) as err:
+        loop.status = "failed"
+        loop.error = str(err) if isinstance(err, RunFailed) else f"cannot write {os_error_line(err)}"
+    ctx.bar.close()
+    if loop.status == "running":
+        loop.status = "completed"
+
+
+def _steps(ctx: LoopContext, loop: LoopState, timings: dict) -> None:
+    """The steps; the one after the last one handled is flushed last. A failed asynchronous checkpoint
+    write is noticed at the first step after it ended."""
     start = loop.step
     loop.tick = time.perf_counter()
     for i in range(start, ctx.cfg.train.steps):
         metrics = ctx.step(loop, i)
+        ctx.store.check_saved()
         if not _flush(ctx, loop):
             break
         loop.step = i + 1
@@ -145,9 +164,6 @@ def run_steps(ctx: LoopContext, loop: LoopState, timings: dict) -> None:
         if not _after_step(ctx, loop, metrics):
             break
     _flush(ctx, loop)
-    ctx.bar.close()
-    if loop.status == "running":
-        loop.status = "completed"
 
 
 def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:
