@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 
@@ -26,6 +28,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit 0 completed, 1 diverged, interrupted in the loop or failed, 2 bad input, 143 SIGTERM during
+    start-up (one line, nothing of this session to save)."""
+    from scaling.train.run_guard import Interrupted, leave_now
+
+    previous = signal.signal(signal.SIGTERM, leave_now)  # until the trainer takes SIGTERM over
+    try:
+        summary = _train(args)
+    except Interrupted as stop:
+        print(stop, file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    keys = ("status", "steps", "final_train_loss", "final_val_loss")
+    print(json.dumps({k: getattr(summary, k) for k in keys}))
+    return 0 if summary.completed else 1
+
+
+def _train(args: argparse.Namespace):
     from scaling.train.distributed import initialize
     from scaling.train.loop import train
     from scaling.train.run_config import load_run_config
@@ -34,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
     _enable_compilation_cache()
     initialize(args.coordinator, args.num_processes, args.process_id)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
-    summary = train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
-    keys = ("status", "steps", "final_train_loss", "final_val_loss")
-    print(json.dumps({k: getattr(summary, k) for k in keys}))
-    return 0 if summary.completed else 1
+    return train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
 
 
 def _enable_compilation_cache() -> None:

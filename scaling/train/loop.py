@@ -10,13 +10,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 from jax.experimental import multihost_utils
 
 from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset
-from scaling.errors import UserError
+from scaling.errors import RunInUse, UserError
 from scaling.model.sharding import (
     check_batch_divisible,
     log_shardings,
@@ -24,11 +25,12 @@ from scaling.model.sharding import (
 )
 from scaling.records import RunSummary
 from scaling.train.checkpoint import CheckpointStore
+from scaling.train.memory import check_state_fits, is_out_of_memory, out_of_memory
 from scaling.train.optimizer import make_optimizer
 from scaling.train.progress import restore_or_init, run_summary
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import RunDir
-from scaling.train.run_guard import exclusive, stop_on_sigterm
+from scaling.train.run_dir import RunDir, RunFailed, os_error_line
+from scaling.train.run_guard import check_startup, exclusive, stop_on_sigterm
 from scaling.train.runner import LoopState, compile_step, loop_context, run_steps
 from scaling.train.state import make_layout
 
@@ -52,32 +54,54 @@ def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
 
 
 def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose: bool = False) -> RunSummary:
-    """Train (or resume) the run in `out_dir` to `cfg.train.steps`; returns the summary it wrote."""
+    """Train (or resume) the run in `out_dir` to `cfg.train.steps`; returns the summary it wrote. A failure
+    after training began raises `RunFailed` once summary.json says `failed`; a start-up that fails in a
+    directory that was empty leaves it so, so that a rerun with another config is not blocked by it."""
     run = RunDir(out_dir)
     is_main = jax.process_index() == 0
-    with exclusive(run, is_main), stop_on_sigterm() as stop:
-        return _train(cfg, run, is_main, progress, verbose, stop)
+    fresh = is_main and run.create()
+    try:
+        with exclusive(run, is_main), stop_on_sigterm() as stop:
+            return _train(cfg, run, is_main, progress, verbose, stop)
+    except BaseException as err:
+        if fresh and not isinstance(err, RunInUse) and not run.trained():
+            run.discard()
+        if isinstance(err, OSError):
+            raise UserError(os_error_line(err)) from None
+        if is_out_of_memory(err):
+            raise out_of_memory(cfg) from None
+        raise
+
+
+def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any]:
+    """Everything checked before the run directory is claimed: data, mesh, layout and its memory."""
+    dataset = load_dataset(cfg.data, progress=progress)
+    check_startup(stop)
+    mesh = make_mesh(cfg.mesh)
+    _validate(cfg, dataset, mesh)
+    tx = make_optimizer(cfg.optim)
+    layout = make_layout(cfg.model, tx, mesh)
+    check_state_fits(cfg, layout)
+    return dataset, mesh, tx, layout
 
 
 def _train(
     cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict
 ) -> RunSummary:
     started = time.perf_counter()
-    dataset = load_dataset(cfg.data, progress=progress and is_main)
-    mesh = make_mesh(cfg.mesh)
-    _validate(cfg, dataset, mesh)
+    dataset, mesh, tx, layout = _prepare(cfg, progress and is_main, stop)
+    check_startup(stop)
     if is_main:
         run.claim(to_dict(cfg))
         _setup_logging(run, verbose)
     multihost_utils.sync_global_devices("run directory claimed")
-    tx = make_optimizer(cfg.optim)
-    layout = make_layout(cfg.model, tx, mesh)
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     try:
         state_start = time.perf_counter()
         params, opt_state, record, start = restore_or_init(store, layout, cfg, tx, dataset, run.path)
         jax.block_until_ready(params)
         timings = {"state_seconds": time.perf_counter() - state_start}
+        check_startup(stop)
         if is_main:
             run.truncate_metrics(start)
             log_shardings(params)
@@ -90,14 +114,29 @@ def _train(
                 cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start
             )
             ctx, timings["compile_seconds"] = compile_step(ctx, loop)
+            check_startup(stop)
             run_steps(ctx, loop, timings)
     finally:
         store.close()
     record.wall_seconds += time.perf_counter() - started
     summary = run_summary(cfg, dataset, record, loop.status, loop.step, ctx.peak, timings)
     if is_main:
-        run.write_summary(summary)
+        _write_summary(run, summary, loop.error)
+    if loop.error:
+        raise RunFailed(loop.error)
     return summary
+
+
+def _write_summary(run: RunDir, summary: RunSummary, error: str) -> None:
+    """The summary, or (a full disk) `RunFailed` naming why it and any earlier failure were not saved."""
+    try:
+        run.write_summary(summary)
+    except OSError as err:
+        earlier = f"{error}; then " if error else ""
+        raise RunFailed(
+            f"{earlier}summary.json could not be written ({os_error_line(err)}); the checkpoints are kept: "
+            "rerun the same command to resume"
+        ) from None
 
 
 def _setup_logging(run: RunDir, verbose: bool) -> None:
@@ -114,3 +153,13 @@ def _setup_logging(run: RunDir, verbose: bool) -> None:
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.addHandler(file_handler)
     logger.addHandler(console)
+    # orbax logs through absl: its warnings and errors (each with a traceback) go to train.log only; a
+    # failure it reports reaches the console as the trainer's one-line error.
+    absl = logging.getLogger("absl")
+    absl.propagate = False
+    for handler in list(absl.handlers):
+        absl.removeHandler(handler)
+    absl_handler = logging.FileHandler(run.path / "train.log")
+    absl_handler.setFormatter(file_handler.formatter)
+    absl_handler.setLevel(logging.WARNING)
+    absl.addHandler(absl_handler)

@@ -5,7 +5,10 @@ file and a rename."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +17,27 @@ import yaml
 from scaling.errors import UserError
 from scaling.records import METRICS_FILE, SUMMARY_FILE, RunSummary, json_line, read_metrics, read_summary
 
+log = logging.getLogger(__name__)
+
+# Metric rows a resume no longer stands behind (logged after its checkpoint) and unreadable lines: kept here.
+DROPPED_METRICS_FILE = "metrics.dropped.jsonl"
+
 # How a run is laid out on devices, not what it computes: a run may resume under another mesh or
 # micro-batching without being a different run.
 PLACEMENT_KEYS = ("mesh.", "train.micro_batches")
+
+
+class RunFailed(UserError):
+    """The run stopped on a failure after it began training (a checkpoint or metrics write); its
+    summary.json says `failed`, and rerunning resumes from the last good checkpoint."""
+
+    exit_code = 1
+
+
+def os_error_line(err: OSError) -> str:
+    """An OSError as `path: reason`, one line."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -41,9 +62,43 @@ class RunDir:
         self.metrics_path = self.path / METRICS_FILE
         self.summary_path = self.path / SUMMARY_FILE
         self.checkpoint_dir = self.path / "checkpoints"
+        self.made = False  # whether `create` made the directory
+
+    def create(self) -> bool:
+        """Make the directory; True when nothing of a run was in it, so a start-up that fails may remove
+        it again (`discard`). A file in the way or an unwritable place is a one-line error."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"run directory {self.path} exists and is not a directory; choose another --out")
+        try:
+            self.made = not self.path.exists()
+            fresh = self.made or all(p.name == ".lock" for p in self.path.iterdir())
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create run directory {self.path}: {err.strerror or err}") from None
+        return fresh
+
+    def trained(self) -> bool:
+        """Whether the directory holds anything a run produced (metrics, summary or a checkpoint)."""
+        return (
+            self.summary_path.exists()
+            or (self.metrics_path.exists() and self.metrics_path.stat().st_size > 0)
+            or (self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir()))
+        )
+
+    def discard(self) -> None:
+        """Remove what a start-up that never trained left in a directory that was empty before it (and
+        the directory, if `create` made it)."""
+        for entry in self.path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if self.made:
+            self.path.rmdir()
 
     def claim(self, config: dict) -> None:
-        """Create the directory for `config`, or check that an existing one was made for the same config."""
+        """Create the directory for `config`, or check that an existing one was made for the same config;
+        one whose run never trained (killed during start-up) is taken over by the new config."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"run directory {self.path} exists and is not a directory")
         if self.config_path.exists():
@@ -57,11 +112,15 @@ class RunDir:
                 for key in set(old) | set(new)
                 if old.get(key) != new.get(key) and not key.startswith(PLACEMENT_KEYS)
             )
-            if differing:
+            if differing and self.trained():
                 raise UserError(
                     f"run directory {self.path} belongs to a different config (differs in: "
                     f"{', '.join(differing[:8])}{'...' if len(differing) > 8 else ''}); "
                     f"choose another --out directory"
+                )
+            if differing:
+                log.warning(
+                    "%s held the config of a run that never trained; it now holds this one", self.path
                 )
             if old != new:
                 atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
@@ -80,9 +139,33 @@ class RunDir:
         return read_metrics(self.metrics_path)
 
     def truncate_metrics(self, last_step: int) -> None:
-        """Drop rows logged after `last_step` (work done after the checkpoint that a resume starts from)."""
-        kept = [row for row in self.metrics() if row["step"] <= last_step]
-        atomic_write_text(self.metrics_path, "".join(json_line(row) for row in kept))
+        """Keep the rows up to `last_step`, the checkpoint a resume starts from. Rows after it (work the
+        resume redoes) and lines that are not JSON (a kill's cut line, damage) are appended to
+        metrics.dropped.jsonl before metrics.jsonl is rewritten, with a warning: a resume never deletes a
+        logged row."""
+        if not self.metrics_path.exists():
+            return
+        kept, dropped, unreadable = [], [], 0
+        for line in self.metrics_path.read_text().splitlines():
+            row = _parse_row(line)
+            if row is not None and row["step"] <= last_step:
+                kept.append(line + "\n")
+            elif line.strip():
+                dropped.append(line + "\n")
+                unreadable += row is None
+        if not dropped:
+            return
+        aside = self.path / DROPPED_METRICS_FILE
+        with aside.open("a") as f:
+            f.write("".join(dropped))
+        atomic_write_text(self.metrics_path, "".join(kept))
+        log.warning(
+            "resuming from step %d: moved %d metric rows logged after it%s to %s",
+            last_step,
+            len(dropped) - unreadable,
+            f" and {unreadable} unreadable line{'s' * (unreadable > 1)}" if unreadable else "",
+            aside,
+        )
 
     def append_metrics(self, row: dict) -> None:
         with self.metrics_path.open("a") as f:
@@ -93,3 +176,12 @@ class RunDir:
 
     def summary(self) -> RunSummary | None:
         return read_summary(self.summary_path)
+
+
+def _parse_row(line: str) -> dict | None:
+    """A metrics row, or None for a line that is not one."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None

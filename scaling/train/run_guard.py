@@ -1,26 +1,54 @@
-"""Guards around a trainer: one per run directory, and preemption turned into a checkpoint."""
+"""Guards around a trainer: one per run directory, and preemption turned into a checkpoint (in the loop)
+or an immediate exit (during start-up, when there is nothing of this session to checkpoint)."""
 
 from __future__ import annotations
 
 import fcntl
+import os
 import signal
+import sys
 import threading
+import time
 from contextlib import contextmanager
 
-import jax
-
-from scaling.errors import RunInUse
+from scaling.errors import RunInUse, UserError
 from scaling.train.run_dir import RunDir
+
+# Seconds a SIGTERM during start-up waits for the trainer to reach its next start-up check before the
+# process leaves without it (a long compile or tokenization holds the main thread in C code).
+STARTUP_GRACE_SECONDS = 3.0
+STARTUP_MESSAGE = "interrupted: SIGTERM during start-up, before any step of this session; rerun to resume"
+
+
+class Interrupted(BaseException):
+    """SIGTERM before the step loop began. A BaseException, like KeyboardInterrupt: it ends the process
+    (or an in-process launcher's task) rather than being recorded as a failure."""
+
+
+def leave_now(*_) -> None:
+    """SIGTERM before the trainer touched the run directory: nothing to save or undo."""
+    print(STARTUP_MESSAGE, file=sys.stderr, flush=True)
+    os._exit(128 + signal.SIGTERM)
+
+
+def check_startup(flag: dict) -> None:
+    """A start-up check: leave here, between steps of the start-up, if SIGTERM came."""
+    if flag["stop"]:
+        flag["leaving"] = True
+        raise Interrupted(STARTUP_MESSAGE)
 
 
 @contextmanager
 def exclusive(run: RunDir, enabled: bool):
-    """Hold an advisory lock on the run directory so two launchers never train the same run."""
+    """Hold an advisory lock on the (existing) run directory so two launchers never train the same run."""
     if not enabled:
         yield
         return
-    run.path.mkdir(parents=True, exist_ok=True)
-    with (run.path / ".lock").open("a+") as handle:
+    try:
+        handle = (run.path / ".lock").open("a+")
+    except OSError as err:
+        raise UserError(f"cannot lock run directory {run.path}: {err.strerror or err}") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -33,16 +61,47 @@ def exclusive(run: RunDir, enabled: bool):
 
 @contextmanager
 def stop_on_sigterm():
-    """Turn SIGTERM (preemption) into a flag the loop checks, so it checkpoints before leaving."""
-    flag = {"stop": False}
-    if jax.process_count() > 1 or not is_main_thread():
+    """Turn SIGTERM (preemption) into a flag: the loop checkpoints and leaves at its next step; during
+    start-up (before `flag["looping"]`) `check_startup` leaves at the next check, and a watchdog leaves
+    after STARTUP_GRACE_SECONDS if none comes. Start-up reads checkpoints and writes files only whole,
+    through a rename, so the run stays resumable either way."""
+    import jax
+
+    flag = {"stop": False, "looping": False, "leaving": False}
+    if not is_main_thread():
         yield flag
         return
+    if jax.process_count() > 1:  # no process may stop alone: SIGTERM ends it, as by default
+        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            yield flag
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
     previous = signal.signal(signal.SIGTERM, lambda *_: flag.update(stop=True))
+    previous_fd = signal.set_wakeup_fd(write_fd)  # written even while the main thread runs C code
+    threading.Thread(target=_watchdog, args=(read_fd, flag), daemon=True).start()
     try:
         yield flag
     finally:
+        signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGTERM, previous)
+        os.close(write_fd)  # ends the watchdog's read
+
+
+def _watchdog(read_fd: int, flag: dict) -> None:
+    """On a SIGTERM during start-up, leave the process if it is still starting after the grace time."""
+    try:
+        while signals := os.read(read_fd, 64):
+            if signal.SIGTERM not in signals or flag["looping"]:
+                continue
+            time.sleep(STARTUP_GRACE_SECONDS)
+            if not (flag["looping"] or flag["leaving"]):
+                leave_now()
+    finally:
+        os.close(read_fd)
 
 
 def is_main_thread() -> bool:
