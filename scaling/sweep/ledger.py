@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from scaling.config_io import dump_yaml
+from scaling.errors import UserError
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import atomic_write_text
 
@@ -132,7 +133,14 @@ class Ledger:
 
     def failure(self, name: str) -> dict | None:
         path = self._failure_path(name)
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise UserError(
+                f"{path} is not valid JSON ({err}); delete it (the run is then retried as if it never failed)"
+            ) from None
 
     def clear_failure(self, name: str) -> None:
         self._failure_path(name).unlink(missing_ok=True)

@@ -1,16 +1,12 @@
-"""The local launcher under SIGKILL, two launchers at once, failures, and the submitit (SLURM) path."""
+"""The local launcher: two launchers at once, failures, and the submitit (SLURM) path (stops at random
+moments are in tests/faults/test_stops.py)."""
 
 from __future__ import annotations
 
 import collections
 import csv
-import random
-import time
-
-import pytest
 
 from scaling.cli import main
-from scaling.sweep.collect import write_results
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import plan
 from scaling.sweep.slurm import submit
@@ -26,46 +22,6 @@ def _rows(path) -> dict[str, dict]:
 
 def _count(events: list[dict], kind: str) -> collections.Counter:
     return collections.Counter(e["run"] for e in events if e["event"] == kind)
-
-
-@pytest.mark.slow
-def test_sigkilled_launcher_relaunched_matches_uninterrupted_sweep(reference_sweep, compile_cache, tmp_path):
-    sweep, reference = reference_sweep
-    expected = _rows(reference / "results.csv")
-    runs = plan(load_sweep(sweep))
-    out = tmp_path / "sweep"
-    rng = random.Random(20261121)
-    kills = 0
-    for _ in range(4):
-        started_before = sum(_count(Ledger(out).events(), "started").values())
-        proc = launcher(sweep, out, compile_cache)
-        # Kill at a random moment within two seconds of a new run starting: inside its start-up, compile,
-        # steps or checkpoint, wherever that lands; a fixed delay would miss when compiles are cached.
-        deadline = time.monotonic() + 300
-        while proc.poll() is None and sum(_count(Ledger(out).events(), "started").values()) <= started_before:
-            assert time.monotonic() < deadline, "the launcher started no run"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 2.0))
-        if proc.poll() is not None:
-            break
-        proc.kill()
-        proc.wait()
-        kills += 1
-        # After every kill: a run counts as completed only with the final, uninterrupted loss.
-        _, rows = write_results(runs, Ledger(out), "test", tmp_path / "partial.csv")
-        for row in rows:
-            if row["status"] == "completed":
-                assert repr(row["loss"]) == expected[row["name"]]["loss"]
-            else:
-                assert row["loss"] is None
-    final = launcher(sweep, out, compile_cache)
-    output, _ = final.communicate(timeout=600)
-    assert final.returncode == 0, output
-    assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
-    events = Ledger(out).events()
-    assert _count(events, "completed") == {run.name: 1 for run in runs}
-    assert kills >= 2
-    assert sum(_count(events, "started").values()) > len(runs), "no kill interrupted a run"
 
 
 def test_two_launchers_at_once_share_the_work(compile_cache, tmp_path):
