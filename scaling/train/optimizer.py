@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 Schedule = Literal["cosine", "wsd", "constant"]
+DecayShape = Literal["linear", "1-sqrt"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,10 @@ class OptimConfig:
     """`lr` is the peak rate; `min_lr_ratio` the floor as a fraction of it.
 
     cosine: linear warmup, then cosine decay to the floor at the last step.
-    wsd: warmup, stable at the peak, then linear decay to the floor over the last `decay_fraction` of steps.
+    wsd: warmup, stable at the peak, then decay to the floor over the last `decay_steps` steps (0: the last
+    `decay_fraction` of them), linear or 1-sqrt (Hägele et al. 2024: 1 - sqrt(t / decay) of the way down).
+    A cooldown branch of a longer wsd run is this schedule with its `decay_steps`: the same rates as the long
+    run up to the branch point, so the branch equals the run trained alone.
     """
 
     lr: float = 3e-3
@@ -31,6 +35,8 @@ class OptimConfig:
     warmup_steps: int = 20
     min_lr_ratio: float = 0.1
     decay_fraction: float = 0.2
+    decay_steps: int = 0
+    decay_shape: DecayShape = "linear"
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -46,6 +52,10 @@ class OptimConfig:
             raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if not 0 < self.decay_fraction <= 1:
             raise ValueError(f"optim.decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.decay_steps < 0:
+            raise ValueError(
+                f"optim.decay_steps must be >= 0 (0: use decay_fraction), got {self.decay_steps}"
+            )
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("optim.weight_decay and optim.grad_clip must be >= 0")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -60,15 +70,31 @@ def make_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
     elif cfg.schedule == "cosine":
         rest = optax.cosine_decay_schedule(cfg.lr, max(total_steps - warmup, 1), alpha=cfg.min_lr_ratio)
     else:
-        decay_steps = max(round(cfg.decay_fraction * total_steps), 1)
+        decay_steps = wsd_decay_steps(cfg, total_steps)
         stable_steps = max(total_steps - warmup - decay_steps, 0)
         rest = optax.join_schedules(
-            [optax.constant_schedule(cfg.lr), optax.linear_schedule(cfg.lr, floor, decay_steps)],
-            [stable_steps],
+            [optax.constant_schedule(cfg.lr), _decay(cfg, floor, decay_steps)], [stable_steps]
         )
     if warmup == 0:
         return rest
     return optax.join_schedules([optax.linear_schedule(cfg.lr / warmup, cfg.lr, warmup - 1), rest], [warmup])
+
+
+def wsd_decay_steps(cfg: OptimConfig, total_steps: int) -> int:
+    """Steps of a wsd run's final decay: `decay_steps` when set, else `decay_fraction` of the run."""
+    steps = cfg.decay_steps or round(cfg.decay_fraction * total_steps)
+    return min(max(steps, 1), total_steps)
+
+
+def _decay(cfg: OptimConfig, floor: float, steps: int) -> optax.Schedule:
+    if cfg.decay_shape == "linear":
+        return optax.linear_schedule(cfg.lr, floor, steps)
+
+    def one_minus_sqrt(count):
+        done = jnp.clip(count / steps, 0.0, 1.0)
+        return floor + (cfg.lr - floor) * (1.0 - jnp.sqrt(done))
+
+    return one_minus_sqrt
 
 
 def decay_mask(params) -> object:

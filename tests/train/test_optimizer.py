@@ -24,15 +24,29 @@ def _closed_form(cfg: OptimConfig, total: int) -> np.ndarray:
             progress = (i - warmup) / (total - warmup)
             rates.append(floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
         else:  # wsd
-            decay = round(cfg.decay_fraction * total)
+            decay = cfg.decay_steps or round(cfg.decay_fraction * total)
             into_decay = i - (total - decay)
-            rates.append(peak if into_decay < 0 else peak + (floor - peak) * into_decay / decay)
+            if into_decay < 0:
+                rates.append(peak)
+                continue
+            down = into_decay / decay if cfg.decay_shape == "linear" else math.sqrt(into_decay / decay)
+            rates.append(peak + (floor - peak) * down)
     return np.asarray(rates)
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "wsd"])
-def test_learning_rates_follow_the_closed_form(schedule):
-    cfg = OptimConfig(lr=2e-3, schedule=schedule, warmup_steps=5, min_lr_ratio=0.1, decay_fraction=0.25)
+@pytest.mark.parametrize(
+    ("schedule", "decay"),
+    [
+        ("cosine", {}),
+        ("wsd", {}),
+        ("wsd", {"decay_steps": 7}),
+        ("wsd", {"decay_steps": 9, "decay_shape": "1-sqrt"}),
+    ],
+)
+def test_learning_rates_follow_the_closed_form(schedule, decay):
+    cfg = OptimConfig(
+        lr=2e-3, schedule=schedule, warmup_steps=5, min_lr_ratio=0.1, decay_fraction=0.25, **decay
+    )
     rates = learning_rates(cfg, 40)
     assert rates.dtype == np.float32 and rates.shape == (40,)
     np.testing.assert_allclose(rates, _closed_form(cfg, 40), rtol=1e-6)
