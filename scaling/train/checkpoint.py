@@ -85,6 +85,7 @@ class CheckpointStore:
 
     def _write_failed(self, err: Exception) -> CheckpointWriteFailed:
         step, self.saving = self.saving, None
+        self.manager.reload()  # orbax dropped the steps this save was to replace from its list, not disk
         kept = [s for s in self.all_steps() if s != step]
         last = f"the last good checkpoint is step {kept[-1]}" if kept else "no checkpoint was kept"
         return CheckpointWriteFailed(

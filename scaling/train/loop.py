@@ -139,27 +139,36 @@ def _write_summary(run: RunDir, summary: RunSummary, error: str) -> None:
         ) from None
 
 
+class _LogFile(logging.FileHandler):
+    """train.log; a line that cannot be written (a full disk) is dropped, not printed with a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _setup_logging(run: RunDir, verbose: bool) -> None:
-    """Everything at INFO into the run's train.log; the console gets warnings, or INFO when verbose."""
-    logger = logging.getLogger("scaling")
-    logger.setLevel(logging.INFO)
+    """Everything at INFO into the run's train.log; the console gets warnings, or INFO when verbose.
+    orbax logs through absl: its warnings and errors (each with a traceback) go to train.log only, the
+    failure they report reaching the console as the trainer's one-line error."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    file_handler, absl_file = _LogFile(run.path / "train.log"), _LogFile(run.path / "train.log")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    absl_file.setLevel(logging.WARNING)
+    for handler in (file_handler, absl_file):
+        handler.setFormatter(formatter)
+    _route("scaling", logging.INFO, file_handler, console)
+    _route("absl", None, absl_file)
+
+
+def _route(name: str, level: int | None, *handlers: logging.Handler) -> None:
+    """Logger `name` writes to `handlers` only (replacing an earlier run's, in the same process)."""
+    logger = logging.getLogger(name)
+    if level is not None:
+        logger.setLevel(level)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    file_handler = logging.FileHandler(run.path / "train.log")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger.addHandler(file_handler)
-    logger.addHandler(console)
-    # orbax logs through absl: its warnings and errors (each with a traceback) go to train.log only; a
-    # failure it reports reaches the console as the trainer's one-line error.
-    absl = logging.getLogger("absl")
-    absl.propagate = False
-    for handler in list(absl.handlers):
-        absl.removeHandler(handler)
-    absl_handler = logging.FileHandler(run.path / "train.log")
-    absl_handler.setFormatter(file_handler.formatter)
-    absl_handler.setLevel(logging.WARNING)
-    absl.addHandler(absl_handler)
+    for handler in handlers:
+        logger.addHandler(handler)
