@@ -78,9 +78,12 @@ class RunDir:
         return fresh
 
     def trained(self) -> bool:
-        """Whether the directory holds anything a run produced (metrics, summary or a checkpoint)."""
+        """Whether the directory holds anything a run produced (metrics, kept-aside rows or checkpoints, a
+        summary, a checkpoint)."""
+        aside = self.path / DROPPED_METRICS_FILE, self.checkpoint_dir.with_name("checkpoints.corrupt")
         return (
             self.summary_path.exists()
+            or any(path.exists() for path in aside)
             or (self.metrics_path.exists() and self.metrics_path.stat().st_size > 0)
             or (self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir()))
         )

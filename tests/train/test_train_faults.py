@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from scaling.cli import main
+from scaling.errors import UserError
 from scaling.train import progress
 from scaling.train.checkpoint import CheckpointStore, CheckpointWriteFailed
 from scaling.train.run_dir import DROPPED_METRICS_FILE, RunDir
@@ -215,6 +216,18 @@ def test_out_of_memory_at_init_leaves_no_directory_that_blocks_another_config(
     one_error(err, "out of memory", "model.D=32", "train.micro_batches")
     assert not out.exists()
     assert train_cli(capsys, config, out, "model.D=16", "train.steps=1")[0] == 0
+
+
+def test_a_run_directory_that_never_trained_takes_another_config(tmp_path):
+    """What a start-up killed outright (SIGKILL, an allocator abort) leaves must not block the rerun."""
+    run = RunDir(tmp_path / "run")
+    run.claim({"model": {"D": 65536}})
+    run.checkpoint_dir.mkdir()
+    run.claim({"model": {"D": 64}})
+    assert run.read_config() == {"model": {"D": 64}}
+    run.append_metrics({"step": 1})
+    with pytest.raises(UserError, match=r"different config \(differs in: model.D\)"):
+        run.claim({"model": {"D": 32}})
 
 
 @pytest.mark.parametrize("corpus", ["missing", "empty"])
