@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.steps=50")
     parser.add_argument("--out", help="run directory (default: runs/<name>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-branches", action="store_true", help="do not train train.branches after the run (a sweep does)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log sharding and compile details")
     parser.add_argument("--coordinator", help="host:port of process 0, for a multi-process run")
     parser.add_argument("--num-processes", type=int, help="processes in a multi-process run")
@@ -34,15 +37,18 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, leave_now)  # until the trainer takes SIGTERM over
     try:
-        summary = _train(args)
+        summaries = _train(args)
     except Interrupted as stop:
         print(stop, file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
     keys = ("status", "steps", "final_train_loss", "final_val_loss")
-    print(json.dumps({k: getattr(summary, k) for k in keys}))
-    return 0 if summary.completed else 1
+    first, *branches = summaries
+    print(json.dumps({k: getattr(first, k) for k in keys}))
+    for summary in branches:
+        print(json.dumps({"branch": summary.name, **{k: getattr(summary, k) for k in keys}}))
+    return 0 if all(s.completed for s in summaries) else 1
 
 
 def _train(args: argparse.Namespace):
@@ -54,7 +60,15 @@ def _train(args: argparse.Namespace):
     _enable_compilation_cache()
     initialize(args.coordinator, args.num_processes, args.process_id)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
-    return train(cfg, out, progress=not args.no_progress, verbose=args.verbose)
+    summaries = [train(cfg, out, progress=not args.no_progress, verbose=args.verbose)]
+    if summaries[0].completed and not args.no_branches:
+        from scaling.train.branch import branch_dirs
+
+        for branch_cfg, branch_dir in branch_dirs(cfg, out):
+            summaries.append(
+                train(branch_cfg, branch_dir, progress=not args.no_progress, verbose=args.verbose)
+            )
+    return summaries
 
 
 def _enable_compilation_cache() -> None:

@@ -6,6 +6,7 @@ steps an uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -24,6 +25,7 @@ from scaling.model.sharding import (
     make_mesh,
 )
 from scaling.records import RunSummary
+from scaling.train.branch import branch_ends, branch_steps, open_branch_store, start_from_stable
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.memory import check_state_fits, is_out_of_memory, out_of_memory
 from scaling.train.optimizer import make_optimizer
@@ -45,6 +47,7 @@ def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
     eval_batches(  # checks the validation split holds one evaluation batch of full context
         dataset.val, batch=cfg.train.batch_size, seq_len=cfg.model.T, max_batches=1
     )
+    branch_ends(cfg)  # checks that every branch starts in the stable phase
     rows_per_micro = cfg.train.batch_size // cfg.train.micro_batches
     check_batch_divisible(rows_per_micro, mesh)
     if rows_per_micro % jax.process_count():
@@ -96,9 +99,13 @@ def _train(
         _setup_logging(run, verbose)
     multihost_utils.sync_global_devices("run directory claimed")
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
+    branch_store = open_branch_store(cfg, run)
     try:
         state_start = time.perf_counter()
-        params, opt_state, record, start = restore_or_init(store, layout, cfg, tx, dataset, run.path)
+        if cfg.train.branch_from and not store.all_steps():
+            params, opt_state, record, start = start_from_stable(cfg, run, layout, dataset)
+        else:
+            params, opt_state, record, start = restore_or_init(store, layout, cfg, tx, dataset, run.path)
         jax.block_until_ready(params)
         timings = {"state_seconds": time.perf_counter() - state_start}
         check_startup(stop)
@@ -113,11 +120,14 @@ def _train(
             ctx = loop_context(
                 cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start
             )
+            ctx = dataclasses.replace(ctx, branch_store=branch_store, branch_steps=branch_steps(cfg))
             ctx, timings["compile_seconds"] = compile_step(ctx, loop)
             check_startup(stop)
             run_steps(ctx, loop, timings)
     finally:
         store.close()
+        if branch_store is not None:
+            branch_store.close()
     record.wall_seconds += time.perf_counter() - started
     summary = run_summary(cfg, dataset, record, loop.status, loop.step, ctx.peak, timings)
     if is_main:

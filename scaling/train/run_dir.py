@@ -46,12 +46,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_keys(mapping: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(mapping, dict):
         return {prefix: mapping}
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        flat.update(flatten_keys(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat
 
 
@@ -109,7 +109,7 @@ class RunDir:
                 existing = yaml.safe_load(self.config_path.read_text())
             except yaml.YAMLError as err:
                 raise UserError(f"{self.config_path} is not valid YAML ({err}); fix or remove it") from None
-            old, new = _flatten(existing), _flatten(config)
+            old, new = flatten_keys(existing), flatten_keys(config)
             differing = sorted(
                 key
                 for key in set(old) | set(new)

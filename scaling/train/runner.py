@@ -72,6 +72,8 @@ class LoopContext:
     stop: dict
     started: float
     compiled: Any = None  # the step compiled ahead of time for this run's shapes (`_compile`)
+    branch_store: CheckpointStore | None = None  # where a run with train.branches keeps its branch points
+    branch_steps: frozenset[int] = frozenset()
 
     def batch_at(self, step: int) -> jax.Array:
         B, M, T = self.cfg.train.batch_size, self.cfg.train.micro_batches, self.cfg.model.T
@@ -170,8 +172,8 @@ def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:
     """Queue the finished step's metrics; at a sync point (end, checkpoint, evaluation, stop) handle them
     now and checkpoint if due. Returns False when the loop must end."""
     cfg, step, stopping = ctx.cfg.train, loop.step, ctx.stop["stop"]
-    at_end = step == cfg.steps
-    must_sync = at_end or step % cfg.checkpoint_every == 0 or step % cfg.eval_every == 0
+    at_end, at_branch = step == cfg.steps, step in ctx.branch_steps
+    must_sync = at_end or at_branch or step % cfg.checkpoint_every == 0 or step % cfg.eval_every == 0
     if must_sync or stopping:
         jax.block_until_ready(metrics)
     now = time.perf_counter()
@@ -186,10 +188,25 @@ def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:
             ctx.store, step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
         )
         loop.tick = time.perf_counter()
+    if at_branch:
+        _save_branch_point(ctx, loop)
     if stopping:
         loop.status = "interrupted"
         return False
     return True
+
+
+def _save_branch_point(ctx: LoopContext, loop: LoopState) -> None:
+    """The state a cooldown branch starts from, written and awaited (a branch may start from it at once);
+    a resumed run that passes the point again keeps the copy it has."""
+    store = ctx.branch_store
+    assert store is not None
+    if loop.step not in store.all_steps():
+        save_checkpoint(
+            store, loop.step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
+        )
+        store.wait()
+    loop.tick = time.perf_counter()
 
 
 def _flush(ctx: LoopContext, loop: LoopState) -> bool:
