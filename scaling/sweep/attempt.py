@@ -8,6 +8,7 @@ it, by the next one that finds the finished summary ("observed").
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,7 @@ from scaling.errors import RunInUse
 from scaling.sweep.ledger import Claim, Ledger, trainer_lock_free
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.status import RETRYABLE, RunState, is_completed, run_state
+from scaling.train.run_dir import RunDir
 
 Action = Literal["start", "skip", "wait"]
 Outcome = Literal["completed", "diverged", "failed", "interrupted", "busy"]
@@ -28,7 +30,12 @@ class Decision:
 
 
 def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
-    """Claim the run and say whether to start it (keeping the claim), skip it, or wait for its holder."""
+    """Claim the run and say whether to start it (keeping the claim), skip it, or wait for its holder (or,
+    for a cooldown branch, for its stable run to complete)."""
+    if run.branch_of is not None:
+        waiting = _stable_run_pending(run, ledger)
+        if waiting is not None:
+            return waiting
     claim = ledger.try_claim(run.name)
     if claim is None:
         return Decision("wait")
@@ -46,6 +53,23 @@ def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
         return Decision("wait")
     ledger.clear_failure(run.name)
     return Decision("start", claim=claim, state=state)
+
+
+def _stable_run_pending(run: PlannedRun, ledger: Ledger) -> Decision | None:
+    """Wait until the branch's stable run completes; skip the branch if that run failed or diverged."""
+    assert run.branch_of is not None
+    stable = RunDir(ledger.run_dir(run.branch_of)).summary()
+    if stable is not None and stable.completed:
+        return None
+    failure = ledger.failure(run.branch_of)
+    status = (
+        failure["status"] if failure else (stable.status if stable and stable.status == "diverged" else None)
+    )
+    if status is None:
+        return Decision("wait")
+    state = run_state(run, ledger)
+    reason = f"its stable run {run.branch_of} {status}"
+    return Decision("skip", state=dataclasses.replace(state, status="failed", reason=reason))
 
 
 # `scaling.cli`'s exit codes for Ctrl-C and SIGTERM outside the training loop (128 + signal number).

@@ -97,6 +97,8 @@ def _run_slurm(args: argparse.Namespace, sweep) -> int:
     if sweep.spec.targets is not None and not sweep.target_runs():
         print("slurm: submitting the ladder; rerun after it completes to size and submit the targets")
     runs = sweep.runs()
+    if any(r.branch_of for r in runs):
+        print("slurm: cooldown branches are submitted once their stable runs have completed; rerun then")
     jobs = submit(runs, sweep.ledger, sweep.spec.slurm, retry_failed=args.retry_failed, cluster=args.cluster)
     if not jobs:
         print("nothing to submit: every run is completed (or failed/diverged; use --retry-failed)")

@@ -122,7 +122,7 @@ class LocalLauncher:
             self.ledger.write_config(run.config)
         # Largest first: the long runs start early, so the workers finish close together.
         queue = sorted(self.runs, key=lambda r: -r.flops)
-        total = sum(r.flops for r in self.runs)
+        total = sum(r.own_flops for r in self.runs)
         bar = progress_bar(total=total, unit="FLOP", unit_scale=True, disable=not self.progress, desc="sweep")
         try:
             while queue or self.active:
@@ -176,6 +176,7 @@ class LocalLauncher:
             "--out",
             str(self.ledger.run_dir(run.name)),
             "--no-progress",
+            "--no-branches",  # the sweep plans a stable run's branches as runs of their own
         ]
         parent = os.getpid()
         try:
@@ -219,11 +220,11 @@ class LocalLauncher:
             self.echo(f"{outcome} {item.run.name}: {detail} ({seconds:.0f} s)")
 
     def _flops_done(self) -> float:
-        flops = sum(run.flops for run in self.runs if self.done.get(run.name) == "completed")
+        flops = sum(run.own_flops for run in self.runs if self.done.get(run.name) == "completed")
         for item in self.active.values():
             rows = RunDir(self.ledger.run_dir(item.run.name)).metrics()
             if rows:
-                flops += item.run.flops * rows[-1]["step"] / item.run.steps
+                flops += item.run.own_flops * rows[-1]["step"] / item.run.steps
         return flops
 
     def _stop_all(self) -> None:

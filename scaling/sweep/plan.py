@@ -19,6 +19,7 @@ from scaling.errors import UserError
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import AXES, PARAM_SPECS, check_batch_divisible, check_divisible
 from scaling.sweep.spec import SweepSpec
+from scaling.train.branch import branch_ends, branch_point
 from scaling.train.run_config import RunConfig
 
 
@@ -43,6 +44,17 @@ class PlannedRun:
     @property
     def flops(self) -> int:
         return self.tokens * self.config.model.flops_per_token
+
+    @property
+    def branch_of(self) -> str | None:
+        """The stable run this run is a cooldown branch of (a sibling in the sweep), if any."""
+        return self.config.train.branch_from or None
+
+    @property
+    def own_flops(self) -> int:
+        """FLOPs this run trains itself: a branch's stable part is trained (and counted) by its stable run."""
+        shared = branch_point(self.config) if self.branch_of else 0
+        return (self.steps - shared) * self.config.tokens_per_step * self.config.model.flops_per_token
 
     @property
     def params_nonembedding(self) -> int:
@@ -93,7 +105,35 @@ def plan(spec: SweepSpec) -> tuple[PlannedRun, ...]:
                 name = f"n{format_count(model.params_nonembedding)}_t{format_count(tokens)}"
                 runs += _seeded(spec, name, entry, None, target, model, tokens)
     _check_unique(runs)
-    return tuple(runs)
+    return branched(runs) if spec.recipe.branching else tuple(runs)
+
+
+def branched(runs: list[PlannedRun]) -> tuple[PlannedRun, ...]:
+    """Each (model, seed)'s longest run as the stable run, its shorter ones as cooldown branches of it, all
+    with the shortest one's warmup (a branch must share the stable run's schedule up to its branch point)."""
+    groups: dict[tuple, list[PlannedRun]] = {}
+    for run in runs:
+        groups.setdefault((run.config.model, run.config.train.seed), []).append(run)
+    planned: dict[str, PlannedRun] = {}
+    for members in groups.values():
+        members.sort(key=lambda r: (r.steps, r.name))
+        stable, warmup = members[-1], members[0].config.optim.warmup_steps
+        for run in members[:-1]:
+            planned[run.name] = _with_train(run, warmup, branch_from=stable.name)
+        ends = tuple(float(r.tokens) for r in members[:-1])
+        planned[stable.name] = _with_train(stable, warmup, branches=ends)
+        try:
+            branch_ends(planned[stable.name].config)
+        except UserError as err:
+            raise UserError(f"{stable.entry}: run {stable.name}: {err}") from None
+    return tuple(planned[run.name] for run in runs)
+
+
+def _with_train(run: PlannedRun, warmup: int, **train) -> PlannedRun:
+    cfg = run.config
+    optim = dataclasses.replace(cfg.optim, warmup_steps=warmup)
+    config = dataclasses.replace(cfg, optim=optim, train=dataclasses.replace(cfg.train, **train))
+    return dataclasses.replace(run, config=config)
 
 
 def _seeded(spec: SweepSpec, name: str, entry: str, *point) -> list[PlannedRun]:
@@ -148,6 +188,7 @@ def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed
             warmup_steps=round(recipe.warmup_fraction * steps),
             min_lr_ratio=recipe.min_lr_ratio,
             decay_fraction=recipe.decay_fraction,
+            decay_shape=recipe.decay_shape,
         )
         return dataclasses.replace(base, name=name, model=model, train=train, optim=optim)
     except ValueError as err:

@@ -24,6 +24,7 @@ from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.spec import SlurmConfig
 from scaling.sweep.status import is_completed, run_state
+from scaling.train.run_dir import RunDir
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ def _checkpointable_task():
     return submitit, RunTask
 
 
+def _completed(ledger: Ledger, name: str) -> bool:
+    summary = RunDir(ledger.run_dir(name)).summary()
+    return summary is not None and summary.completed
+
+
 def submit(
     runs: tuple[PlannedRun, ...],
     ledger: Ledger,
@@ -95,6 +101,8 @@ def submit(
         status = run_state(run, ledger).status
         if status == "completed" or (status in ("failed", "diverged") and not retry_failed):
             continue
+        if run.branch_of is not None and not _completed(ledger, run.branch_of):
+            continue  # a task would only wait for it: submitted by the rerun after the stable run is done
         todo.append(Task(run, str(ledger.sweep_dir.absolute()), retry_failed))
     if not todo:
         return []

@@ -33,6 +33,10 @@ RECIPE_OWNED = (
     "optim.warmup_steps",
     "optim.min_lr_ratio",
     "optim.decay_fraction",
+    "optim.decay_steps",
+    "optim.decay_shape",
+    "train.branches",
+    "train.branch_from",
 )
 
 
@@ -62,6 +66,9 @@ class Recipe:
     peak and decays over the last decay_fraction of steps. min_steps: the fewest steps a run may have.
     seeds: runs per grid point, with train.seed 0..seeds-1 (names of seeds > 0 end in `_s<seed>`): a second
     seed halves the run-to-run noise variance the fit sees, and shows how large that noise is.
+    branching (wsd only): each model size and seed trains its longest budget as a stable run and every
+    shorter budget as a cooldown branch of it (`scaling.train.branch`), all sharing the shortest run's
+    warmup; decay_shape: linear or 1-sqrt.
     """
 
     name: str
@@ -75,6 +82,8 @@ class Recipe:
     decay_fraction: float
     min_steps: int
     seeds: int = 1
+    branching: bool = False
+    decay_shape: Literal["linear", "1-sqrt"] = "linear"
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -90,6 +99,8 @@ class Recipe:
             raise ValueError(f"recipe.min_steps must be >= 1, got {self.min_steps}")
         if self.seeds < 1:
             raise ValueError(f"recipe.seeds must be >= 1, got {self.seeds}")
+        if self.branching and self.schedule != "wsd":
+            raise ValueError("recipe.branching needs recipe.schedule: wsd (a stable phase to branch from)")
 
 
 @dataclass(frozen=True)

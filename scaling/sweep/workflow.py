@@ -108,22 +108,33 @@ def plan_table(sweep: Sweep, workers: int) -> str:
         "-" * len(header),
     ]
     for run in runs:
+        branch = f"  branch of {run.branch_of}" if run.branch_of else ""
         lines.append(
             f"{run.name:<24} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
             f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
-            f"{format_duration(throughput.seconds(run.flops)):>8}"
+            f"{format_duration(throughput.seconds(run.own_flops)):>8}{branch}"
         )
     lines += _pending_targets(sweep, throughput)
-    total = sum(throughput.seconds(r.flops) for r in runs) + _pending_seconds(sweep, throughput)
+    total = sum(throughput.seconds(r.own_flops) for r in runs) + _pending_seconds(sweep, throughput)
     lines.append(
-        f"N: non-embedding parameters; D: tokens; C: exact training FLOPs ({sum(r.flops for r in runs):.3g} "
-        f"in all). Estimated time = C / throughput, {throughput.how}."
+        f"N: non-embedding parameters; D: tokens; C: exact training FLOPs of the run's whole schedule "
+        f"({_compute_line(runs)}). Estimated time = the run's own FLOPs / throughput, {throughput.how}."
     )
     lines.append(
         f"Step time in all {format_duration(total)}, about {format_duration(total / workers)} of wall "
         f"time on {workers} worker(s), plus compilation, evaluation and checkpoints per run."
     )
     return "\n".join(lines)
+
+
+def _compute_line(runs: tuple[PlannedRun, ...]) -> str:
+    whole, own = sum(r.flops for r in runs), sum(r.own_flops for r in runs)
+    if own == whole:
+        return f"{whole:.3g} in all"
+    return (
+        f"{own:.3g} trained in all with cooldown branches, which share their stable run's first steps; "
+        f"{whole:.3g} without branching, {own / whole:.0%} of it"
+    )
 
 
 def _pending(sweep: Sweep):
