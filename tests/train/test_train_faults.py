@@ -304,7 +304,7 @@ def test_sigterm_during_startup_ends_at_once_and_the_run_reruns(tmp_path, capsys
     proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 6
+    assert time.monotonic() - sent < 8  # the next start-up check, or the 3 s watchdog, on a busy machine
     assert proc.returncode == 143, err
     assert err.splitlines() == [err.strip()] and err.startswith("interrupted: SIGTERM during start-up")
     assert not out.exists() or not RunDir(out).trained()
