@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from scaling.config_io import yaml_problem
 from scaling.errors import UserError
 from scaling.records import METRICS_FILE, SUMMARY_FILE, RunSummary, json_line, read_metrics, read_summary
 
@@ -62,7 +63,7 @@ class RunDir:
         self.metrics_path = self.path / METRICS_FILE
         self.summary_path = self.path / SUMMARY_FILE
         self.checkpoint_dir = self.path / "checkpoints"
-        self.made = False  # whether `create` made the directory
+        self.made: list[Path] = []  # the directories `create` made, the run directory first
 
     def create(self) -> bool:
         """Make the directory; True when nothing of a run was in it, so a start-up that fails may remove
@@ -70,8 +71,12 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"run directory {self.path} exists and is not a directory; choose another --out")
         try:
-            self.made = not self.path.exists()
-            fresh = self.made or all(p.name == ".lock" for p in self.path.iterdir())
+            self.made = [p for p in (self.path, *self.path.parents) if not p.exists()]
+            fresh = bool(self.made) or all(p.name == ".lock" for p in self.path.iterdir())
+            if not fresh and not self.config_path.exists():
+                raise UserError(
+                    f"{self.path} is not empty and holds no config.yaml: not a run directory of ours"
+                )
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create run directory {self.path}: {err.strerror or err}") from None
@@ -90,14 +95,14 @@ class RunDir:
 
     def discard(self) -> None:
         """Remove what a start-up that never trained left in a directory that was empty before it (and
-        the directory, if `create` made it)."""
+        the directories `create` made)."""
         for entry in self.path.iterdir():
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
-        if self.made:
-            self.path.rmdir()
+        for directory in self.made:
+            directory.rmdir()
 
     def claim(self, config: dict) -> None:
         """Create the directory for `config`, or check that an existing one was made for the same config;
@@ -108,7 +113,9 @@ class RunDir:
             try:
                 existing = yaml.safe_load(self.config_path.read_text())
             except yaml.YAMLError as err:
-                raise UserError(f"{self.config_path} is not valid YAML ({err}); fix or remove it") from None
+                raise UserError(
+                    f"{self.config_path} is not valid YAML ({yaml_problem(err)}); fix or remove it"
+                ) from None
             old, new = flatten_keys(existing), flatten_keys(config)
             differing = sorted(
                 key
