@@ -14,3 +14,10 @@ class RunInUse(UserError):
     """Another process holds the run directory's lock; a launcher should wait, not record a failure."""
 
     exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class RunFailed(UserError):
+    """The run stopped on a failure after it began training (a checkpoint or metrics write); its
+    summary.json says `failed`, and rerunning resumes from the last good checkpoint."""
+
+    exit_code = 1

@@ -57,6 +57,8 @@ def run_state(run: PlannedRun, ledger: Ledger, *, probe_claim: bool = True) -> R
         return state(failure["status"], failure["reason"])
     if summary is not None and summary.status == "diverged":
         return state("diverged", f"loss or gradient norm not finite by step {summary.steps}")
+    if summary is not None and summary.status == "failed":
+        return state("failed", f"stopped by a failed write at step {summary.steps} (see its train.log)")
     if run_dir.config_path.exists():
         return state("interrupted")
     return state("pending")

@@ -20,8 +20,7 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
-from scaling.errors import UserError
-from scaling.train.run_dir import RunFailed
+from scaling.errors import RunFailed, UserError
 from scaling.train.state import StateLayout
 
 log = logging.getLogger(__name__)

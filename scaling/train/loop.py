@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset
-from scaling.errors import RunInUse, UserError
+from scaling.errors import RunFailed, RunInUse, UserError
 from scaling.model.sharding import (
     check_batch_divisible,
     log_shardings,
@@ -31,7 +31,7 @@ from scaling.train.memory import check_state_fits, is_out_of_memory, out_of_memo
 from scaling.train.optimizer import make_optimizer
 from scaling.train.progress import restore_or_init, run_summary
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import RunDir, RunFailed, os_error_line
+from scaling.train.run_dir import RunDir, os_error_line
 from scaling.train.run_guard import check_startup, exclusive, stop_on_sigterm
 from scaling.train.runner import LoopState, compile_step, loop_context, run_steps
 from scaling.train.state import make_layout

@@ -28,13 +28,6 @@ DROPPED_METRICS_FILE = "metrics.dropped.jsonl"
 PLACEMENT_KEYS = ("mesh.", "train.micro_batches")
 
 
-class RunFailed(UserError):
-    """The run stopped on a failure after it began training (a checkpoint or metrics write); its
-    summary.json says `failed`, and rerunning resumes from the last good checkpoint."""
-
-    exit_code = 1
-
-
 def os_error_line(err: OSError) -> str:
     """An OSError as `path: reason`, one line."""
     where = f"{err.filename}: " if err.filename else ""

@@ -20,6 +20,7 @@ import numpy as np
 
 from scaling.console import progress_bar
 from scaling.data import TokenDataset, train_batch
+from scaling.errors import RunFailed
 from scaling.model.sharding import global_array, microbatch_sharding
 from scaling.records import METRIC_COLUMNS
 from scaling.train.checkpoint import CheckpointStore
@@ -28,7 +29,7 @@ from scaling.train.mfu import mfu, peak_flops_per_device
 from scaling.train.optimizer import learning_rates
 from scaling.train.progress import Progress, save_checkpoint
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import RunDir, RunFailed, os_error_line
+from scaling.train.run_dir import RunDir, os_error_line
 from scaling.train.step import make_train_step
 
 log = logging.getLogger(__name__)
