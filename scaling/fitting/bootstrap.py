@@ -12,10 +12,31 @@ import numpy as np
 
 def resample_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n) float64 counts of each run in each resample (every row sums to n)."""
-    draws = rng.integers(0, n, size=(n_boot, n))
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), draws.ravel()), 1.0)
-    return counts
+    return ResampleStream(n, rng).counts(0, n_boot)
+
+
+class ResampleStream:
+    """The resamples of `resample_counts`, drawn as they are asked for: a large table's n_boot x n counts
+    need not exist at once. The same rng gives the same resamples however the requests are split."""
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n, self.rng = n, rng
+        self.drawn = 0
+        self.last = np.zeros((0, n))  # the latest resample drawn, which the next request may repeat
+
+    def counts(self, first: int, stop: int) -> np.ndarray:
+        """Counts of resamples first..stop-1, asked for in order (`first` >= the latest one drawn)."""
+        if first < self.drawn - 1:
+            raise ValueError(f"resample {first} was already drawn and dropped")
+        k = max(0, stop - self.drawn)
+        draws = self.rng.integers(0, self.n, size=(k, self.n))
+        offsets = np.repeat(np.arange(k) * self.n, self.n)
+        fresh = np.bincount(offsets + draws.ravel(), minlength=k * self.n).reshape(k, self.n)
+        block = np.concatenate([self.last, fresh.astype(np.float64)])[first - self.drawn + len(self.last) :]
+        self.drawn += k
+        if block.size:
+            self.last = block[-1:]
+        return block[: stop - first]
 
 
 def resample_groups(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -169,17 +169,46 @@ def _step(state, data, tol, vg, memory: int):
     }
 
 
+def _blank_state(size: int, n_params: int, memory: int) -> dict:
+    """A batch of empty slots, all frozen, so the first `_refill` starts problems in them (built on the host:
+    eager JAX ops would compile a kernel each)."""
+    floats = {
+        "x": (size, n_params),
+        "f": (size,),
+        "g": (size, n_params),
+        "d": (size, n_params),
+        "t": (size,),
+        "s_mem": (size, memory, n_params),
+        "y_mem": (size, memory, n_params),
+        "rho": (size, memory),
+    }
+    state = {k: np.zeros(shape) for k, shape in floats.items()}
+    state.update(count=np.zeros(size, np.int32), evals=np.zeros(size, np.int32))
+    state["status"] = np.full(size, STALLED, np.int32)
+    return {k: jnp.asarray(v) for k, v in state.items()}
+
+
 @functools.partial(jax.jit, static_argnames=("vg", "memory"))
-def _init(x0, data, vg, memory: int):
-    f0, g0 = vg(x0, data)
-    return _init_state(x0, f0, g0, memory)
+def _refill(state, fresh, x0, own, new_own, data, vg, memory: int):
+    """Start the problems of the `fresh` slots from `x0` with their data `new_own`; other slots go on."""
+    own = {k: jnp.where(_rows(fresh, v), new_own[k], v) for k, v in own.items()}
+    f0, g0 = vg(x0, {**data, **own})
+    new = _init_state(x0, f0, g0, memory)
+    return {k: jnp.where(_rows(fresh, v), new[k], v) for k, v in state.items()}, own
+
+
+def _rows(mask, like):
+    """`mask` (S,) shaped to broadcast over an (S, ...) array."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
 
 @functools.partial(jax.jit, static_argnames=("vg", "memory", "chunk"))
 def _chunk(state, data, tol, vg, memory: int, chunk: int):
+    """Up to `chunk` steps; stops early once at most `tol["floor"]` problems are still running."""
+
     def cond(carry):
         i, st = carry
-        return (i < chunk) & jnp.any(st["status"] == RUNNING)
+        return (i < chunk) & (jnp.sum(st["status"] == RUNNING) > tol["floor"])
 
     def body(carry):
         i, st = carry
@@ -188,22 +217,33 @@ def _chunk(state, data, tol, vg, memory: int, chunk: int):
     return jax.lax.while_loop(cond, body, (0, state))[1]
 
 
+RowsFn = Callable[[int, int], dict[str, np.ndarray]]
+
+
 def minimize(
     vg: Callable[[Any, Any], tuple[Any, Any]],
     x0: np.ndarray,
     data: dict[str, Any],
     opts: LbfgsOptions = LbfgsOptions(),
     progress: str | None = None,
+    batch: int | None = None,
+    rows: RowsFn | None = None,
 ) -> LbfgsResult:
-    """Minimise S problems from the rows of `x0` (S, P); `data` goes to `vg` unchanged (entries broadcast over
-    problems or have a leading axis of length S, e.g. bootstrap weights). `vg` must be a module-level function
-    (it is a static jit argument). `progress` labels a tqdm bar on stderr (None: silent).
+    """Minimise S problems from the rows of `x0` (S, P). `data` is shared by all problems; `rows(i, j)`, if
+    given, returns the per-problem data of problems i..j-1 (arrays with that leading axis, e.g. bootstrap
+    weights), asked for in order, so it can be generated as it is consumed. `vg` gets their union and must
+    be a module-level function (a static jit argument). `progress` labels a tqdm bar on stderr.
 
-    The batch keeps its shape to the end: every distinct shape costs an XLA compilation (~2 s of CPU here),
-    more than running finished problems along with the slow ones."""
+    `batch` slots (default S) hold problems; once half of them have finished, queued problems take their
+    places. The batch keeps one shape (every distinct shape costs an XLA compilation, ~2 s of CPU here),
+    memory is bounded by `batch` instead of S, and few slots idle while the slowest problems finish. Slots
+    beyond S stay frozen. A problem's path does not depend on its slot or on the other problems, except that
+    XLA's CPU exp and log can differ in the last bit between batch shapes (then results agree to the
+    stopping tolerances, not bit for bit)."""
     x0 = np.asarray(x0, dtype=np.float64)
-    n_problems = x0.shape[0]
-    bar = _progress_bar(progress, n_problems)
+    size = x0.shape[0] if batch is None else int(batch)
+    queue = _Queue(x0, rows, size)
+    bar = _progress_bar(progress, x0.shape[0])
     with jax.enable_x64(True):
         data = {k: jnp.asarray(v, jnp.float64) for k, v in data.items()}
         tol = {
@@ -211,26 +251,95 @@ def minimize(
             "ftol": jnp.float64(opts.ftol),
             "max_evals": jnp.int32(opts.max_evals),
         }
-        state = _init(jnp.asarray(x0), data, vg, opts.memory)
-        done = 0
+        state, own = _blank_state(size, x0.shape[1], opts.memory), queue.blank_rows()
+        finished = np.ones(size, dtype=bool)
         while True:
-            state = _chunk(state, data, tol, vg, opts.memory, opts.chunk)
-            n_done = int(jnp.sum(state["status"] != RUNNING))
+            if queue.waiting and finished.sum() >= size - size // 2:
+                queue.harvest(finished, state)
+                fresh, x_fresh, new_own = queue.start(finished)
+                state, own = _refill(state, fresh, x_fresh, own, new_own, data, vg, opts.memory)
+            tol["floor"] = jnp.int32(size // 2 if queue.waiting else 0)
+            state = _chunk(state, {**data, **own}, tol, vg, opts.memory, opts.chunk)
+            finished = np.asarray(state["status"]) != RUNNING
+            done = queue.done(finished)
             if bar is not None:
-                bar.update(n_done - done)
-            done = n_done
-            if done == n_problems:
+                bar.update(done - bar.n)
+            if done == x0.shape[0]:
                 break
-        host = {k: np.asarray(state[k]) for k in ("x", "f", "g", "evals", "status")}
+        queue.harvest(finished, state)
     if bar is not None:
         bar.close()
-    return LbfgsResult(
-        x=host["x"],
-        f=host["f"],
-        grad_max=np.max(np.abs(host["g"]), axis=1),
-        evals=host["evals"],
-        status=host["status"],
-    )
+    return queue.result()
+
+
+class _Queue:
+    """Host bookkeeping of `minimize`: which problem each slot holds, what is still queued, the results."""
+
+    def __init__(self, x0: np.ndarray, rows: RowsFn | None, size: int):
+        self.x0, self.rows, self.size = x0, rows, size
+        self.slot = np.full(size, -1)  # problem held by each slot; -1: none (empty, or harvested)
+        self.queued = 0  # next problem to start
+        self.harvested = 0
+        n, p = x0.shape
+        self.out = {
+            "x": np.zeros((n, p)),
+            "f": np.zeros(n),
+            "g": np.zeros((n, p)),
+            "evals": np.zeros(n, np.int32),
+            "status": np.zeros(n, np.int32),
+        }
+
+    @property
+    def waiting(self) -> bool:
+        return self.queued < self.x0.shape[0]
+
+    def blank_rows(self) -> dict[str, Any]:
+        """Device arrays for the per-problem data of every slot (zeros until problems start there)."""
+        if self.rows is None:
+            return {}
+        first = self.rows(0, 0)
+        return {k: jnp.asarray(np.zeros((self.size, *np.shape(v)[1:]))) for k, v in first.items()}
+
+    def start(self, free: np.ndarray) -> tuple:
+        """Queued problems into the `free` slots: (fresh slot mask, x0, per-problem data) for `_refill`."""
+        take = np.flatnonzero(free)[: self.x0.shape[0] - self.queued]
+        problems = np.arange(self.queued, self.queued + take.size)
+        self.slot[take] = problems
+        self.queued += take.size
+        fresh = np.zeros(self.size, dtype=bool)
+        fresh[take] = True
+        x0 = np.repeat(self.x0[:1], self.size, axis=0)
+        x0[take] = self.x0[problems]
+        new_own = {}
+        if self.rows is not None:
+            for k, v in self.rows(self.queued - take.size, self.queued).items():
+                full = np.zeros((self.size, *np.shape(v)[1:]))
+                full[take] = v
+                new_own[k] = jnp.asarray(full)
+        return jnp.asarray(fresh), jnp.asarray(x0), new_own
+
+    def harvest(self, finished: np.ndarray, state: dict) -> None:
+        """Copy the results of finished slots that hold a problem; those slots are free afterwards."""
+        pick = np.flatnonzero(finished & (self.slot >= 0))
+        if not pick.size:
+            return
+        for k, out in self.out.items():
+            out[self.slot[pick]] = np.asarray(state[k])[pick]
+        self.harvested += pick.size
+        self.slot[pick] = -1
+
+    def done(self, finished: np.ndarray) -> int:
+        return self.harvested + int(np.sum(finished & (self.slot >= 0)))
+
+    def result(self) -> LbfgsResult:
+        out = self.out
+        return LbfgsResult(
+            x=out["x"],
+            f=out["f"],
+            grad_max=np.max(np.abs(out["g"]), axis=1),
+            evals=out["evals"],
+            status=out["status"],
+        )
 
 
 def _progress_bar(label: str | None, total: int):
