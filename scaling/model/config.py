@@ -21,11 +21,18 @@ from typing import Literal
 
 PositionEncoding = Literal["learned", "sinusoidal", "rope"]
 ComputeDtype = Literal["float32", "bfloat16"]
+Remat = Literal["none", "block", "dots"]
+AttentionImpl = Literal["xla", "cudnn"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """GPT decoder shape, math-style: V vocabulary, T context, D width, L layers, H heads, F MLP width."""
+    """GPT decoder shape, math-style: V vocabulary, T context, D width, L layers, H heads, F MLP width.
+
+    remat: what the backward pass recomputes instead of keeping (none; block: everything inside a block;
+    dots: all but the matmul outputs). attention: xla (our einsum softmax, on every backend) or cudnn
+    (`jax.nn.dot_product_attention`'s fused GPU kernel). Neither changes what is computed.
+    """
 
     V: int = 8192
     T: int = 256
@@ -39,6 +46,8 @@ class ModelConfig:
     compute_dtype: ComputeDtype = "float32"
     rope_base: float = 10000.0
     init_std: float = 0.02
+    remat: Remat = "none"
+    attention: AttentionImpl = "xla"
 
     def __post_init__(self) -> None:
         for name in ("V", "T", "D", "L", "H"):
@@ -52,6 +61,8 @@ class ModelConfig:
             raise ValueError(f"rope needs an even head width, got D/H={self.D // self.H}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention == "cudnn" and self.dropout > 0:
+            raise ValueError("model.attention: cudnn has no attention dropout; use model.dropout: 0 or xla")
         if self.F == 0:
             object.__setattr__(self, "F", 4 * self.D)
 

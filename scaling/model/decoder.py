@@ -73,9 +73,19 @@ class Attention(nnx.Module):
 
     def __call__(self, x_BxTxD: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array:
         q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = self.qkv(x_BxTxD, positions_T)
+        if self.cfg.attention == "cudnn":
+            return self.out(self.fused(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, "cudnn"))
         T = x_BxTxD.shape[1]
         causal_TxT = jnp.tril(jnp.ones((T, T), jnp.bool_))
         return self.out(self.attend(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, causal_TxT, key))
+
+    def fused(self, q_BxTxHxK: jax.Array, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array, implementation: str):
+        """Causal attention through `jax.nn.dot_product_attention` (cuDNN's fused kernel on GPU; `xla` is the
+        same function on any backend, which is how CPU tests check this path)."""
+        scale = 1.0 / math.sqrt(self.cfg.head_dim)
+        return jax.nn.dot_product_attention(
+            q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, scale=scale, is_causal=True, implementation=implementation
+        )
 
     def qkv(self, x_BxTxD: jax.Array, positions_T: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Queries, keys and values [B, T, H, K] of T positions (rotated under rope): the projections the
@@ -158,6 +168,25 @@ class Block(nnx.Module):
         return constrain(x_BxTxD, "act_BxTxD")
 
 
+def _apply_block(
+    block: Block, x_BxTxD: jax.Array, positions_T: jax.Array, key: jax.Array | None
+) -> jax.Array:
+    return block(x_BxTxD, positions_T, key)
+
+
+_REMAT_POLICIES = {
+    "block": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_saveable,
+}
+
+
+def _rematerialised(remat: str):
+    """A block's application, with `jax.checkpoint`'s policy for `model.remat` (none: as is)."""
+    if remat == "none":
+        return _apply_block
+    return nnx.remat(_apply_block, policy=_REMAT_POLICIES[remat])
+
+
 class Embedding(nnx.Module):
     def __init__(self, rows: int, D: int, std: float, rngs: nnx.Rngs, name: str):
         setattr(self, name, nnx.Param(_normal(rngs, (rows, D), std)))
@@ -202,8 +231,9 @@ class GPT(nnx.Module):
             x_BxTxD = x_BxTxD + sinusoidal_table(T, cfg.D)[None]
         keys = jax.random.split(dropout_key, cfg.L + 1) if dropout_key is not None else [None] * (cfg.L + 1)
         x_BxTxD = constrain(dropout(x_BxTxD, cfg.dropout, keys[0]).astype(dtype), "act_BxTxD")
+        apply = _rematerialised(cfg.remat)
         for block, key in zip(self.blocks, keys[1:], strict=True):
-            x_BxTxD = block(x_BxTxD, positions_T, key)
+            x_BxTxD = apply(block, x_BxTxD, positions_T, key)
         return self.ln_f(x_BxTxD)
 
     def logits(self, h_BxTxD: jax.Array) -> jax.Array:

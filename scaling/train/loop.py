@@ -48,6 +48,11 @@ def _validate(cfg: RunConfig, dataset: TokenDataset, mesh) -> None:
         dataset.val, batch=cfg.train.batch_size, seq_len=cfg.model.T, max_batches=1
     )
     branch_ends(cfg)  # checks that every branch starts in the stable phase
+    if cfg.model.attention == "cudnn" and jax.default_backend() != "gpu":
+        raise UserError(
+            f"model.attention: cudnn is a GPU kernel, and this run is on {jax.default_backend()}; "
+            "use model.attention: xla (the same function)"
+        )
     rows_per_micro = cfg.train.batch_size // cfg.train.micro_batches
     check_batch_divisible(rows_per_micro, mesh)
     if rows_per_micro % jax.process_count():
