@@ -14,7 +14,7 @@ from scaling.model.config import ModelConfig
 from scaling.model.decoder import GPT
 from scaling.train.loss import cross_entropy_sum
 
-BASE = ModelConfig(V=64, T=128, D=64, L=4, H=4)
+BASE = ModelConfig(V=64, T=64, D=32, L=2, H=2)
 
 
 def _loss_and_grad(cfg: ModelConfig, tokens_BxT1: np.ndarray):
@@ -28,24 +28,26 @@ def _loss_and_grad(cfg: ModelConfig, tokens_BxT1: np.ndarray):
     value, grads = jax.jit(jax.value_and_grad(loss))(params)
     # What the forward pass keeps for the backward one: the residuals the vjp closes over. (XLA:CPU's
     # memory analysis reports one temporary buffer size whatever the policy, so it cannot show this.)
-    _, vjp = jax.vjp(loss, params)
-    kept_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(vjp))
+    residuals = jax.eval_shape(lambda p: jax.vjp(loss, p)[1], params)
+    kept_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(residuals))
     return float(value), jax.tree.leaves(grads), kept_bytes
 
 
 @pytest.fixture(scope="module")
 def tokens() -> np.ndarray:
-    return np.random.default_rng(0).integers(0, BASE.V, (8, BASE.T + 1), dtype=np.int32)
+    return np.random.default_rng(0).integers(0, BASE.V, (4, BASE.T + 1), dtype=np.int32)
 
 
-@pytest.mark.parametrize("remat", ["block", "dots"])
-def test_remat_changes_memory_not_results(tokens, remat):
+@pytest.mark.parametrize(("remat", "at_most"), [("block", 0.3), ("dots", 0.9)])
+def test_remat_changes_memory_not_results(tokens, remat, at_most):
     loss, grads, kept = _loss_and_grad(BASE, tokens)
     loss_r, grads_r, kept_r = _loss_and_grad(BASE.replace(remat=remat), tokens)
     np.testing.assert_allclose(loss_r, loss, rtol=1e-6)
     for g_r, g in zip(grads_r, grads, strict=True):
         np.testing.assert_allclose(g_r, g, rtol=1e-5, atol=1e-7)
-    assert kept_r < kept / 3, f"remat={remat} keeps {kept_r} bytes for the backward pass, without it {kept}"
+    assert kept_r < at_most * kept, (
+        f"remat={remat} keeps {kept_r} bytes for the backward pass, without it {kept}"
+    )
 
 
 def test_fused_attention_is_the_same_function_as_ours():
