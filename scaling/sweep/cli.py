@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scaling.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sweep = subparsers.add_parser(
@@ -141,6 +143,10 @@ def _validate(args: argparse.Namespace) -> int:
     from scaling.sweep.validation import format_validation, run_validation
     from scaling.sweep.workflow import load
 
+    if args.bootstrap < 0 or not 0 < args.confidence < 1:
+        raise UserError(
+            f"--bootstrap must be >= 0 and --confidence in (0, 1), got {args.bootstrap} and {args.confidence}"
+        )
     sweep = load(args)
     result = run_validation(sweep, n_boot=args.bootstrap, confidence=args.confidence)
     if args.json:
