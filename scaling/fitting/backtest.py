@@ -64,6 +64,11 @@ def backtest(
     options: FitOptions | None = None,
 ) -> BacktestResult:
     test_min = fit_max if test_min is None else test_min
+    if test_min < fit_max:
+        raise UserError(
+            f"--test-min {test_min:.3g} is below --fit-max {fit_max:.3g}: the backtest would score runs the "
+            "law was fitted on; give --test-min >= --fit-max"
+        )
     train = table.C <= fit_max
     test = table.C >= test_min
     if law in ("compute", "isoflop", "envelope"):

@@ -15,22 +15,60 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+from scaling.errors import UserError
 from scaling.fitting.result import LAWS
 from scaling.fitting.table import ColumnMap, FitWarning, TableSpec
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-    return value
+@dataclass(frozen=True)
+class Number:
+    """What a numeric flag accepts. Flags arrive as text and are read by the command, so a bad value is a
+    one-line `error:` naming the flag, as every other input error is (argparse would add its usage)."""
+
+    what: str
+    integer: bool
+    holds: Callable[[float], bool]
+
+    def read(self, flag: str, text) -> float | int:
+        """The flag's value, or a `UserError` saying what it must be."""
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+        if self.integer and value.is_integer():
+            value = int(text) if str(text).strip().lstrip("+-").isdigit() else int(value)
+        if (self.integer and not isinstance(value, int)) or not self.holds(value):
+            raise UserError(f"{flag} must be {self.what}, not {text}")
+        return value
+
+
+POSITIVE = Number("a positive finite number", False, lambda v: 0 < v < math.inf)
+NONNEGATIVE = Number("a finite number >= 0", False, lambda v: 0 <= v < math.inf)
+FRACTION = Number("a number between 0 and 1 (exclusive)", False, lambda v: 0 < v < 1)
+COUNT = Number("a whole number >= 0", True, lambda v: v >= 0)
+AT_LEAST_ONE = Number("a whole number >= 1", True, lambda v: v >= 1)
+
+# Python 3.11's argparse reads "-1e9" as an unknown option ("expected one argument"); it accepts only
+# "-1" and "-.5" as negative numbers. Values that look like numbers must reach the checks above.
+_NUMBER_LIKE = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
+def _numbers(args: argparse.Namespace, **kinds: Number) -> argparse.Namespace:
+    """`args` with the named numeric flags read and checked (flags left out stay None)."""
+    read = {
+        dest: kind.read("--" + dest.replace("_", "-"), getattr(args, dest))
+        for dest, kind in kinds.items()
+        if getattr(args, dest) is not None
+    }
+    return argparse.Namespace(**{**vars(args), **read})
 
 
 @contextlib.contextmanager
@@ -82,8 +120,6 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
 
 
 def _spec(args: argparse.Namespace) -> TableSpec:
-    from pathlib import Path
-
     columns = ColumnMap(**{f: getattr(args, f"col_{f}") for f in ColumnMap.__dataclass_fields__})
     return TableSpec(
         source=str(Path(args.table).absolute()),
@@ -97,16 +133,25 @@ def _spec(args: argparse.Namespace) -> TableSpec:
 
 def _add_fit_args(p: argparse.ArgumentParser, n_boot: int) -> None:
     g = p.add_argument_group("fitting")
-    g.add_argument("--bootstrap", type=int, default=n_boot, help=f"bootstrap resamples (default {n_boot})")
-    g.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
-    g.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    g.add_argument("--bootstrap", default=n_boot, help=f"bootstrap resamples (default {n_boot})")
+    g.add_argument("--confidence", default=0.95, help="interval coverage (default 0.95)")
+    g.add_argument("--seed", default=0, help="bootstrap seed")
     g.add_argument(
         "--points", choices=("frontier", "all"), default="frontier", help="compute law: which runs"
     )
-    g.add_argument("--budget-tolerance", type=float, default=0.25, help="isoflop: FLOPs grouping tolerance")
+    g.add_argument("--budget-tolerance", default=0.25, help="isoflop: FLOPs grouping tolerance")
     g.add_argument("--curve-loss", default="train_loss", help="envelope: metrics.jsonl loss key")
-    g.add_argument("--smooth", type=int, default=5, help="envelope: moving-average window over logged points")
+    g.add_argument("--smooth", default=5, help="envelope: moving-average window over logged points")
     g.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+
+
+_FIT_NUMBERS = {
+    "bootstrap": COUNT,
+    "confidence": FRACTION,
+    "seed": COUNT,
+    "budget_tolerance": NONNEGATIVE,
+    "smooth": AT_LEAST_ONE,
+}
 
 
 def _options(args: argparse.Namespace):
@@ -132,6 +177,11 @@ def run_fit(args: argparse.Namespace) -> int:
     from scaling.fitting.fit import fit_table
     from scaling.fitting.table import load_spec
 
+    args = _numbers(args, **_FIT_NUMBERS)
+    if Path(args.out).is_dir():
+        raise UserError(
+            f"--out {args.out} is a directory; give a file name such as {Path(args.out) / 'fit.json'}"
+        )
     with _print_warnings():
         table = load_spec(_spec(args))
         result = fit_table(table, args.law, _options(args))
@@ -150,10 +200,10 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from scaling.errors import UserError
     from scaling.fitting.predict import predict, predict_compute
     from scaling.fitting.result import FitResult
 
+    args = _numbers(args, params=POSITIVE, tokens=POSITIVE, compute=POSITIVE)
     fit = FitResult.load(args.fit)
     if args.compute is not None:
         if args.params is not None or args.tokens is not None:
@@ -169,22 +219,33 @@ def run_predict(args: argparse.Namespace) -> int:
     pct = f"{fit.confidence:.0%}"
     if pred.compute is not None:
         print(f"compute C = {pred.compute:.4g} FLOPs ({fit.conventions.get('flops')})")
-    if pred.extrapolation is not None:
-        print(f"extrapolation: {pred.extrapolation:.3g}x the largest fitted run's compute")
+    if pred.fitted_compute is not None:
+        print(_extrapolation_line(pred.compute, pred.fitted_compute))
     if pred.params is not None:
-        print(f"parameters N = {pred.params:.4g}  {_fmt_interval(pred.params_interval)}")
-        print(f"tokens D = {pred.tokens:.4g}  {_fmt_interval(pred.tokens_interval)}")
+        print(f"parameters N = {pred.params:.4g}  {_fmt_interval(pred.params_interval)}".rstrip())
+        print(f"tokens D = {pred.tokens:.4g}  {_fmt_interval(pred.tokens_interval)}".rstrip())
     if pred.loss is None:
-        print("loss: not predicted by this fit (too few budgets for an L_opt(C) law)")
+        print("loss: not predicted by this fit (fewer than 3 usable budgets: no L_opt(C) law)")
     else:
         print(f"loss = {pred.loss:.6g}  {pct} interval {_fmt_interval(pred.interval)}")
     return 0
+
+
+def _extrapolation_line(compute: float, fitted: tuple[float, float]) -> str:
+    low, high = fitted
+    span = f"fitted runs {low:.3g} to {high:.3g} FLOPs"
+    if compute > high:
+        return f"extrapolation: {compute / high:.3g}x the largest fitted run's compute ({span})"
+    if compute < low:
+        return f"extrapolation: {low / compute:.3g}x below the smallest fitted run's compute ({span})"
+    return f"within the fitted compute range ({span})"
 
 
 def run_backtest(args: argparse.Namespace) -> int:
     from scaling.fitting.backtest import backtest
     from scaling.fitting.table import load_spec
 
+    args = _numbers(args, fit_max=POSITIVE, test_min=POSITIVE, **_FIT_NUMBERS)
     with _print_warnings():
         table = load_spec(_spec(args))
         result = backtest(table, args.law, args.fit_max, args.test_min, _options(args))
@@ -210,12 +271,12 @@ def run_backtest(args: argparse.Namespace) -> int:
 
 def run_plot(args: argparse.Namespace) -> int:
     import dataclasses
-    from pathlib import Path
 
     from scaling.fitting.plot import make_plots
     from scaling.fitting.result import FitResult
     from scaling.fitting.table import load_spec
 
+    args = _numbers(args, target_compute=POSITIVE)
     fit = FitResult.load(args.fit)
     recorded = fit.table
     spec = TableSpec(
@@ -238,35 +299,43 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_parser(subparsers: argparse._SubParsersAction, name: str, **kwargs) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, **kwargs)
+    parser._negative_number_matcher = _NUMBER_LIKE  # private in 3.11; 3.13 reads "-1e9" as a number itself
+    return parser
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("fit", help="fit a scaling law to a results table", description=run_fit.__doc__)
+    p = _add_parser(
+        subparsers, "fit", help="fit a scaling law to a results table", description=run_fit.__doc__
+    )
     _add_table_args(p)
     p.add_argument("--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)")
     p.add_argument("--out", required=True, help="FIT.json to write")
     _add_fit_args(p, 1000)
     p.set_defaults(func=run_fit)
 
-    p = subparsers.add_parser("predict", help="loss (and compute-optimal size) from a FIT.json")
+    p = _add_parser(subparsers, "predict", help="loss (and compute-optimal size) from a FIT.json")
     p.add_argument("fit", help="FIT.json written by `scaling fit`")
-    p.add_argument("--params", type=_positive, help="model parameters N (the fit's convention)")
-    p.add_argument("--tokens", type=_positive, help="training tokens D")
-    p.add_argument("--compute", type=_positive, help="compute budget C in FLOPs: compute-optimal N, D, loss")
+    p.add_argument("--params", help="model parameters N (the fit's convention)")
+    p.add_argument("--tokens", help="training tokens D")
+    p.add_argument("--compute", help="compute budget C in FLOPs: compute-optimal N, D, loss")
     p.add_argument("--json", action="store_true", help="one JSON object: loss, interval (params, tokens)")
     p.add_argument("--force", action="store_true", help="predict even from a fit flagged as unidentified")
     p.set_defaults(func=run_predict)
 
-    p = subparsers.add_parser("backtest", help="fit on cheap runs, report errors on expensive ones")
+    p = _add_parser(subparsers, "backtest", help="fit on cheap runs, report errors on expensive ones")
     _add_table_args(p)
     p.add_argument("--law", choices=LAWS, default="chinchilla", help="law to test (default chinchilla)")
-    p.add_argument("--fit-max", type=_positive, required=True, help="fit on runs with compute <= this")
-    p.add_argument("--test-min", type=_positive, help="test runs with compute >= this (default --fit-max)")
+    p.add_argument("--fit-max", required=True, help="fit on runs with compute <= this")
+    p.add_argument("--test-min", help="test runs with compute >= this (default --fit-max)")
     p.add_argument("--json", action="store_true", help="JSON with runs, median_are, max_are")
     _add_fit_args(p, 0)
     p.set_defaults(func=run_backtest)
 
-    p = subparsers.add_parser("plot", help="figures of a fit (PNG and SVG)")
+    p = _add_parser(subparsers, "plot", help="figures of a fit (PNG and SVG)")
     p.add_argument("fit", help="FIT.json written by `scaling fit`")
     p.add_argument("--table", help="results table (default: the one recorded in FIT.json)")
     p.add_argument("--out", required=True, help="output directory, or a .png/.svg path for the main figure")
-    p.add_argument("--target-compute", type=_positive, help="extrapolate the law out to this many FLOPs")
+    p.add_argument("--target-compute", help="extrapolate the law out to this many FLOPs")
     p.set_defaults(func=run_plot)

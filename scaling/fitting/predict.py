@@ -30,6 +30,7 @@ class Prediction:
     tokens_interval: tuple[float, float] | None = None
     compute: float | None = None
     extrapolation: float | None = None  # compute over the largest fitted run's (None if FIT.json lacks it)
+    fitted_compute: tuple[float, float] | None = None  # smallest and largest fitted run's compute
 
     def to_dict(self) -> dict:
         return {
@@ -54,18 +55,19 @@ def _positive(name: str, value: float | None) -> float:
 FAR_BELOW = 100.0  # a question 100x below the smallest fitted run is refused: the law is not for it
 
 
-def _extrapolation(fit: FitResult, compute: float, force: bool) -> float | None:
-    """How far `compute` lies beyond the fitted runs; refuses far below them unless `force`."""
+def _extrapolation(fit: FitResult, compute: float, force: bool) -> dict:
+    """How far `compute` lies beyond the fitted runs (Prediction fields); refuses far below them unless
+    `force`."""
     low_high = fit.table.get("compute_range")
     if not low_high:
-        return None
+        return {}
     low, high = low_high
     if compute < low / FAR_BELOW and not force:
         raise UserError(
             f"{compute:.3g} FLOPs is {low / compute:.3g}x below the smallest fitted run ({low:.3g}): the "
             "law says nothing there (pass --force to extrapolate anyway)"
         )
-    return compute / high
+    return {"extrapolation": compute / high, "fitted_compute": (float(low), float(high))}
 
 
 def loss_fn(fit: FitResult):
@@ -89,12 +91,27 @@ def predict(fit: FitResult, params: float, tokens: float, force: bool = False) -
         )
     compute = n * d * float(fit.conventions.get("flops_per_param_token", 6.0))
     return Prediction(
-        loss=float(fn(fit.params, n, d)),
+        loss=_finite_loss(fn, fit.params, n, d),
         interval=_interval(fit, lambda s: fn(s, n, d)),
         params=n,
         tokens=d,
-        extrapolation=_extrapolation(fit, compute, force),
+        compute=compute,
+        **_extrapolation(fit, compute, force),
     )
+
+
+def _no_loss_law(fit: FitResult) -> bool:
+    """IsoFLOP and envelope fits with fewer than 3 usable budgets have allocation laws but no L_opt(C)."""
+    return fit.law in ("isoflop", "envelope") and bool(np.isnan(fit.params["E"]))
+
+
+def _finite_loss(fn, *args) -> float:
+    """The point prediction; an overflow (a question absurdly far out, forced) is an error, not `inf`."""
+    with np.errstate(all="ignore"):
+        value = float(fn(*args))
+    if not np.isfinite(value):
+        raise UserError(f"the fitted law gives a loss of {value} there: the question is too far out")
+    return value
 
 
 def predict_compute(fit: FitResult, compute: float, force: bool = False) -> Prediction:
@@ -125,13 +142,10 @@ def predict_compute(fit: FitResult, compute: float, force: bool = False) -> Pred
             return laws.compute_loss(q, c)
     else:
         raise UserError("a kaplan fit gives no compute-optimal allocation; use --params and --tokens")
-    point_loss = float(loss(p))
-    out = {
-        "loss": point_loss if np.isfinite(point_loss) else None,
-        "compute": c,
-        "extrapolation": _extrapolation(fit, c, force),
-    }
-    out["interval"] = _interval(fit, loss) if out["loss"] is not None else None
+    extrapolation = _extrapolation(fit, c, force)
+    point_loss = None if _no_loss_law(fit) else _finite_loss(loss, p)
+    out = {"loss": point_loss, "compute": c, **extrapolation}
+    out["interval"] = _interval(fit, loss) if point_loss is not None else None
     if alloc is not None:
         n, d = alloc(p)
         out.update(

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import UserError
+from scaling.fitting.fit_schema import LAW_PARAMS, check_fit
 
-LAWS = ("chinchilla", "compute", "isoflop", "envelope", "kaplan")
+LAWS = tuple(LAW_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -66,31 +67,43 @@ class FitResult:
         return json.dumps(_plain(asdict(self)), indent=1, allow_nan=True)
 
     def save(self, path: str | Path) -> Path:
+        """Write atomically: a failed write leaves whatever was at `path` (and no temporary file)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise UserError(f"--out {path} is a directory; give a file name such as {path / 'fit.json'}")
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json() + "\n")
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(self.to_json() + "\n")
+            tmp.replace(path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write {path}: {err.strerror}") from None
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> FitResult:
+        """Read a FIT.json; anything but a usable one is a `UserError` naming the file and field."""
         path = Path(path)
+        if path.is_dir():
+            raise UserError(
+                f"{path} is a directory, not a FIT.json (give the file `scaling fit --out` wrote)"
+            )
         if not path.is_file():
             raise UserError(f"fit file {path} does not exist (make it with `scaling fit TABLE --out {path}`)")
         try:
-            data = json.loads(path.read_text())
-            if data.get("law") not in LAWS:
-                raise UserError(f"{path}: unknown law {data.get('law')!r}")
-            data["intervals"] = {k: tuple(v) for k, v in data["intervals"].items()}
-            bad = [
-                k for k, v in data["params"].items() if isinstance(v, bool) or not isinstance(v, int | float)
-            ]
-            if bad:
-                raise UserError(f"{path}: parameter {bad[0]} is {data['params'][bad[0]]!r}, not a number")
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError, AttributeError, KeyError) as err:
-            raise UserError(f"{path} is not a FIT.json written by `scaling fit`: {err}") from None
+            data = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(
+                f"{path} is not JSON ({err}); give the FIT.json written by `scaling fit`"
+            ) from None
+        except OSError as err:
+            raise UserError(f"cannot read {path}: {err.strerror}") from None
+        data = check_fit(str(path), data)
+        data["intervals"] = {
+            k: tuple(np.nan if v is None else v for v in pair) for k, pair in data["intervals"].items()
+        }
+        return cls(**data)
 
 
 def _plain(obj: Any) -> Any:

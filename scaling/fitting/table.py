@@ -162,6 +162,11 @@ def _filter_status(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     if not keep.all():
         counts = status[~keep].value_counts()
         listing = ", ".join(f"{count} {name}" for name, count in counts.items())
+        if not keep.any():
+            raise UserError(
+                f"no runs have status {'/'.join(spec.statuses)} (the table has {listing}); "
+                "choose statuses with --status"
+            )
         warnings.warn(
             f"skipped {int((~keep).sum())} of {len(frame)} runs by status ({listing}); "
             f"only {'/'.join(spec.statuses)} runs are fitted",
