@@ -2,8 +2,9 @@
 
 Modules, bottom up: `table` (read and validate runs) -> `objective`, `lbfgs` (batched Huber/L-BFGS in JAX)
 -> `huber_fit`, `bootstrap` -> one module per law (`chinchilla`, `compute_law`, `isoflop`, `envelope`,
-`kaplan`) -> `identify`, `fit` (`fit_table`) -> `predict`, `backtest`, `validate`, `plot` -> `cli`. No
-model code is imported, so a published table can be fitted without the trainer.
+`kaplan`) -> `identify`, `fit` (`fit_table`) -> `result` (FIT.json, checked on load by `fit_schema`) ->
+`predict`, `backtest`, `validate`, `plot` -> `cli`. No model code is imported, so a published table can
+be fitted without the trainer.
 
 Python API (what the CLI calls; the sweep and demo code can call it directly):
 

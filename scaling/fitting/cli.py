@@ -7,7 +7,8 @@
     scaling plot FIT.json [--table TABLE] --out DIR|FILE.png [--target-compute C]
 
 TABLE is a CSV/JSONL/Parquet file or a sweep directory. Heavy modules (JAX, matplotlib) are imported inside
-the handlers so `scaling --help` stays fast. Warnings about the data or the fit print as `warning: ...`.
+the handlers so `scaling --help` stays fast. Warnings about the data or the fit print as `warning: ...`;
+bad input (including a numeric flag out of range, `--params -1e9`) is one `error: ...` line and exit 2.
 """
 
 from __future__ import annotations
