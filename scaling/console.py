@@ -2,8 +2,8 @@
 
 A bar that repaints every half second is right for a person watching and wrong for a SLURM log or a file
 (a 40-minute sweep wrote thousands of carriage-return frames). Off a terminal, `progress_bar` gives a
-`LineProgress`: one line at the start, then one each `LINE_SECONDS` or each `LINE_FRACTION` of the total,
-and one at the end.
+`LineProgress`: one line at the start, then one each `LINE_SECONDS` or each `LINE_FRACTION` of the total
+(but not within `MIN_LINE_SECONDS` of the last), and one at the end: a short task prints two lines.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 LINE_SECONDS = 30.0
 LINE_FRACTION = 0.1
+MIN_LINE_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -92,8 +93,10 @@ class LineProgress:
             self.refresh()
 
     def refresh(self) -> None:
-        """Print a line if `LINE_SECONDS` passed or the count crossed into a new `LINE_FRACTION`."""
-        if time.monotonic() - self._last_time >= LINE_SECONDS or self._bucket() > self._last_bucket:
+        """Print a line if `LINE_SECONDS` passed, or `MIN_LINE_SECONDS` and the count crossed into a new
+        `LINE_FRACTION`."""
+        quiet = time.monotonic() - self._last_time
+        if quiet >= LINE_SECONDS or (quiet >= MIN_LINE_SECONDS and self._bucket() > self._last_bucket):
             self._emit()
 
     def close(self) -> None:

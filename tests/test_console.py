@@ -20,7 +20,7 @@ def test_a_log_file_gets_a_line_progress_and_a_terminal_gets_tqdm():
     bar.close()
 
 
-def test_many_fast_updates_print_one_line_per_tenth_plus_start_and_end():
+def test_a_short_task_prints_its_start_and_its_end():
     out = io.StringIO()
     with progress_bar(total=1000, desc="steps", unit="step", stream=out) as bar:
         for _ in range(1000):
@@ -28,21 +28,34 @@ def test_many_fast_updates_print_one_line_per_tenth_plus_start_and_end():
             bar.set_postfix(loss="1.0")
     lines = out.getvalue().splitlines()
     assert "\r" not in out.getvalue()
-    assert len(lines) == 1 + 10 + 1  # the start, each 10% crossed, the close
+    assert len(lines) == 2
     assert lines[0].startswith("steps:   0%")
     assert "1000/1000" in lines[-1] and "loss=1.0" in lines[-1]
 
 
-def test_a_slow_run_prints_a_line_each_interval(monkeypatch):
+def _clocked(monkeypatch, total: int) -> tuple[LineProgress, io.StringIO, list[float]]:
     now = [0.0]
     monkeypatch.setattr(console.time, "monotonic", lambda: now[0])
     out = io.StringIO()
-    bar = LineProgress(total=10**6, desc="sweep", unit="FLOP", unit_scale=True, initial=0, stream=out)
+    return LineProgress(total=total, desc="x", unit="it", unit_scale=False, initial=0, stream=out), out, now
+
+
+def test_a_slow_task_prints_a_line_each_interval(monkeypatch):
+    bar, out, now = _clocked(monkeypatch, total=10**6)
     for _ in range(30):
         now[0] += 10.0
         bar.update(1)  # far below 10% of the total: only the clock prints
     bar.close()
     # 300 s in 10 s updates: a line every 30 s (10), plus the start and the close.
+    assert len(out.getvalue().splitlines()) == 1 + 10 + 1
+
+
+def test_a_steady_task_prints_a_line_each_tenth(monkeypatch):
+    bar, out, now = _clocked(monkeypatch, total=20)
+    for _ in range(20):
+        now[0] += 6.0  # 5% of the total every 6 s: a new tenth every 12 s
+        bar.update(1)
+    bar.close()
     assert len(out.getvalue().splitlines()) == 1 + 10 + 1
 
 

@@ -15,7 +15,6 @@ float64 under the `jax.enable_x64` context, without touching the process-wide fl
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -345,6 +344,6 @@ class _Queue:
 def _progress_bar(label: str | None, total: int):
     if label is None:
         return None
-    from tqdm import tqdm
+    from scaling.console import progress_bar
 
-    return tqdm(total=total, desc=label, unit="fit", file=sys.stderr, leave=False, mininterval=0.5)
+    return progress_bar(total=total, desc=label, unit="fit", leave=False)
