@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
 
+from scaling import stops
 from scaling.errors import UserError
-
-_SIGTERM_NOTE = "SIGTERM"
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with `set_defaults(func=...)`.
 _COMMAND_MODULES = (
@@ -45,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First thing: a Ctrl-C or SIGTERM while the command modules import is one line too.
+    restore = stops.install() if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _run(argv)
+    except KeyboardInterrupt as err:
+        signum = stops.signal_of(err)
+        print(f"stopped by {stops.describe(signum)}: rerun the same command to resume", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if restore is not None:
+            restore()
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -55,30 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if on_main_thread else None
     try:
         return int(args.func(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt as err:
-        by_sigterm = err.args == (_SIGTERM_NOTE,)
-        print(
-            f"stopped by {'SIGTERM' if by_sigterm else 'Ctrl-C'}: rerun the same command to resume",
-            file=sys.stderr,
-        )
-        return 128 + (signal.SIGTERM if by_sigterm else signal.SIGINT)
-    finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
-def _terminated(signum, frame) -> None:
-    """SIGTERM as Ctrl-C: every command stops the same way (the trainer's loop replaces this with a flag,
-    so it checkpoints first), with one line instead of Python's silent death or a traceback."""
-    raise KeyboardInterrupt(_SIGTERM_NOTE)
+def entry() -> None:
+    """The `scaling` command. After a stop it leaves without Python's teardown: JAX's threads may still
+    be computing, and tearing them down under them has crashed the interpreter (SIGSEGV) after the line."""
+    code = main()
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "scaling"
-BASE = {"errors", "config_io", "records", "console"}
+BASE = {"errors", "config_io", "records", "console", "stops"}
 # What each wing may import besides itself and the base modules.
 ALLOWED = {
     "base": set(),

@@ -31,18 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 completed, 1 diverged, interrupted in the loop or failed, 2 bad input, 143 SIGTERM during
-    start-up (one line, nothing of this session to save)."""
-    from scaling.train.run_guard import Interrupted, leave_now
+    """Exit 0 completed, 1 diverged, interrupted in the loop or failed, 2 bad input, 143 (SIGTERM) or 130
+    (Ctrl-C) during start-up (one line, nothing of this session to save)."""
+    from scaling.train.run_guard import STOP_SIGNALS, Interrupted, leave_now
 
-    previous = signal.signal(signal.SIGTERM, leave_now)  # until the trainer takes SIGTERM over
+    previous = {s: signal.signal(s, leave_now) for s in STOP_SIGNALS}  # until the trainer takes them over
     try:
         summaries = _train(args)
     except Interrupted as stop:
         print(stop, file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return 128 + stop.signum
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     keys = ("status", "steps", "final_train_loss", "final_val_loss")
     first, *branches = summaries
     print(json.dumps({k: getattr(first, k) for k in keys}))

@@ -32,7 +32,7 @@ from scaling.train.optimizer import make_optimizer
 from scaling.train.progress import restore_or_init, run_summary
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir, os_error_line
-from scaling.train.run_guard import check_startup, exclusive, stop_on_sigterm
+from scaling.train.run_guard import check_startup, exclusive, stop_on_signals
 from scaling.train.runner import LoopState, compile_step, loop_context, run_steps
 from scaling.train.state import make_layout
 
@@ -69,7 +69,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
     is_main = jax.process_index() == 0
     fresh = is_main and run.create()
     try:
-        with exclusive(run, is_main), stop_on_sigterm() as stop:
+        with exclusive(run, is_main), stop_on_signals() as stop:
             return _train(cfg, run, is_main, progress, verbose, stop)
     except BaseException as err:
         if fresh and not isinstance(err, RunInUse) and not run.trained():

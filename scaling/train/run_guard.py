@@ -17,25 +17,35 @@ from scaling.train.run_dir import RunDir
 # Seconds a SIGTERM during start-up waits for the trainer to reach its next start-up check before the
 # process leaves without it (a long compile or tokenization holds the main thread in C code).
 STARTUP_GRACE_SECONDS = 3.0
-STARTUP_MESSAGE = "interrupted: SIGTERM during start-up, before any step of this session; rerun to resume"
+STARTUP_MESSAGE = "interrupted: {} during start-up, before any step of this session; rerun to resume"
+# Preemption and Ctrl-C stop a trainer the same way: a checkpoint in the loop, at once during start-up.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Interrupted(BaseException):
-    """SIGTERM before the step loop began. A BaseException, like KeyboardInterrupt: it ends the process
-    (or an in-process launcher's task) rather than being recorded as a failure."""
+    """SIGTERM or Ctrl-C before the step loop began. A BaseException, like KeyboardInterrupt: it ends the
+    process (or an in-process launcher's task) rather than being recorded as a failure."""
+
+    def __init__(self, signum: int):
+        super().__init__(startup_message(signum))
+        self.signum = signum
 
 
-def leave_now(*_) -> None:
-    """SIGTERM before the trainer touched the run directory: nothing to save or undo."""
-    print(STARTUP_MESSAGE, file=sys.stderr, flush=True)
-    os._exit(128 + signal.SIGTERM)
+def startup_message(signum: int) -> str:
+    return STARTUP_MESSAGE.format("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
+
+
+def leave_now(signum: int = signal.SIGTERM, *_) -> None:
+    """A stop before the trainer touched the run directory: nothing to save or undo."""
+    print(startup_message(signum), file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def check_startup(flag: dict) -> None:
-    """A start-up check: leave here, between steps of the start-up, if SIGTERM came."""
+    """A start-up check: leave here, between steps of the start-up, if SIGTERM or Ctrl-C came."""
     if flag["stop"]:
         flag["leaving"] = True
-        raise Interrupted(STARTUP_MESSAGE)
+        raise Interrupted(flag["signum"])
 
 
 @contextmanager
@@ -60,14 +70,14 @@ def exclusive(run: RunDir, enabled: bool):
 
 
 @contextmanager
-def stop_on_sigterm():
-    """Turn SIGTERM (preemption) into a flag: the loop checkpoints and leaves at its next step; during
-    start-up (before `flag["looping"]`) `check_startup` leaves at the next check, and a watchdog leaves
+def stop_on_signals():
+    """Turn SIGTERM (preemption) and Ctrl-C into a flag: the loop checkpoints and leaves at its next step;
+    during start-up (before `flag["looping"]`) `check_startup` leaves at the next check, and a watchdog leaves
     after STARTUP_GRACE_SECONDS if none comes. Start-up reads checkpoints and writes files only whole,
     through a rename, so the run stays resumable either way."""
     import jax
 
-    flag = {"stop": False, "looping": False, "leaving": False}
+    flag = {"stop": False, "looping": False, "leaving": False, "signum": signal.SIGTERM}
     if not is_main_thread():
         yield flag
         return
@@ -80,26 +90,29 @@ def stop_on_sigterm():
         return
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
-    previous = signal.signal(signal.SIGTERM, lambda *_: flag.update(stop=True))
+    previous = {
+        s: signal.signal(s, lambda signum, _: flag.update(stop=True, signum=signum)) for s in STOP_SIGNALS
+    }
     previous_fd = signal.set_wakeup_fd(write_fd)  # written even while the main thread runs C code
     threading.Thread(target=_watchdog, args=(read_fd, flag), daemon=True).start()
     try:
         yield flag
     finally:
         signal.set_wakeup_fd(previous_fd)
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         os.close(write_fd)  # ends the watchdog's read
 
 
 def _watchdog(read_fd: int, flag: dict) -> None:
-    """On a SIGTERM during start-up, leave the process if it is still starting after the grace time."""
+    """On a stop during start-up, leave the process if it is still starting after the grace time."""
     try:
         while signals := os.read(read_fd, 64):
-            if signal.SIGTERM not in signals or flag["looping"]:
+            if not set(signals) & set(STOP_SIGNALS) or flag["looping"]:
                 continue
             time.sleep(STARTUP_GRACE_SECONDS)
             if not (flag["looping"] or flag["leaving"]):
-                leave_now()
+                leave_now(flag["signum"])
     finally:
         os.close(read_fd)
 

@@ -1,6 +1,7 @@
-"""Stops at random moments: SIGTERM and SIGKILL to `scaling train` and `scaling sweep run`, wherever they
-land (start-up, compile, steps, evaluation, checkpoint write, the launcher waiting), end quickly and
-cleanly, and the relaunched job's results equal an uninterrupted one's, bit for bit."""
+"""Stops at random moments: SIGTERM, Ctrl-C and SIGKILL to `scaling train`, `scaling sweep run` and
+`scaling fit`, wherever they land (imports, start-up, compile, steps, evaluation, checkpoint write, the
+launcher waiting, a bootstrap), end quickly with one line, and the relaunched job's results equal an
+uninterrupted one's, bit for bit."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from scaling.sweep.collect import write_results
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import plan
 from scaling.sweep.spec import load_sweep
+from tests.faults.cases import _COLUMNS, _ROWS
 from tests.helpers import REPO, run_env, run_scaling, scaling_cmd, tiny_run_config, write_config
 from tests.sweep.sweep_helpers import launcher
 from tests.train.test_train_resume import losses
@@ -34,7 +36,7 @@ def _stop_within(proc: subprocess.Popen, seconds: float) -> tuple[int, str]:
     return proc.returncode, output
 
 
-def test_train_sigterm_at_random_moments_then_resume_matches_uninterrupted(tmp_path, data_cache):
+def test_train_sigterm_and_ctrl_c_at_random_moments_then_resume_matches_uninterrupted(tmp_path, data_cache):
     cfg = write_config(
         tmp_path / "run.yaml",
         tiny_run_config(data_cache, train={"steps": 40, "checkpoint_every": 5, "eval_every": 10}),
@@ -44,7 +46,7 @@ def test_train_sigterm_at_random_moments_then_resume_matches_uninterrupted(tmp_p
     stopped = tmp_path / "stopped"
     rng = random.Random(20261202)
     outcomes = []
-    for _ in range(4):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGINT):
         proc = subprocess.Popen(
             scaling_cmd("train", str(cfg), "--out", str(stopped), "--no-progress"),
             env=run_env(),
@@ -54,10 +56,11 @@ def test_train_sigterm_at_random_moments_then_resume_matches_uninterrupted(tmp_p
             text=True,
         )
         time.sleep(rng.uniform(0.5, 6.0))  # start-up (imports, data, compile) takes ~3-5 s here
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         code, output = _stop_within(proc, STOP_SECONDS)
         assert "Traceback" not in output, output
-        assert code in (0, 1, 143), output  # finished, interrupted in the loop, stopped in start-up
+        finished_first = code == -sig and '"status": "completed"' in output  # the signal came at exit
+        assert code in (0, 1, 128 + sig) or finished_first, output  # done, stopped in the loop or start-up
         outcomes.append(code)
     run_scaling("train", str(cfg), "--out", str(stopped), "--no-progress")
     assert losses(stopped) == losses(straight)
@@ -124,3 +127,30 @@ def test_stopped_sweep_relaunched_matches_uninterrupted_sweep(reference_sweep, c
     assert completed == {run.name: 1 for run in runs}
     assert stops >= 2
     assert _started(out) > len(runs), "no stop interrupted a run"
+
+
+def test_fit_stopped_at_random_moments_is_one_line_and_writes_nothing(tmp_path):
+    table = tmp_path / "results.csv"
+    table.write_text(_COLUMNS + _ROWS)
+    out = tmp_path / "FIT.json"
+    rng = random.Random(7)
+    for sig in (signal.SIGINT, signal.SIGTERM) * 4:
+        proc = subprocess.Popen(
+            scaling_cmd("fit", str(table), "--out", str(out), "--bootstrap", "3000", "--no-progress"),
+            env=run_env(),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(rng.uniform(0.05, 2.0))  # imports, reading the table, compiling, the bootstrap
+        proc.send_signal(sig)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            out.unlink()  # it had finished: nothing to check
+            continue
+        assert time.monotonic() - started < STOP_SECONDS, err
+        assert proc.returncode == 128 + sig and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("stopped by"), err
+        assert not out.exists() and not list(tmp_path.glob(".FIT.json*")), "a stopped fit wrote its output"
