@@ -27,6 +27,7 @@ class Decision:
     action: Action
     claim: Claim | None = None
     state: RunState | None = None
+    reason: str = ""  # why it waits
 
 
 def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
@@ -38,7 +39,7 @@ def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
             return waiting
     claim = ledger.try_claim(run.name)
     if claim is None:
-        return Decision("wait")
+        return Decision("wait", reason="another launcher holds it")
     state = run_state(run, ledger, probe_claim=False)
     if state.status == "completed":
         if not any(e["event"] == "completed" for e in ledger.events(run.name)):
@@ -50,7 +51,7 @@ def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
         return Decision("skip", state=state)
     if not trainer_lock_free(ledger.run_dir(run.name)):
         claim.release()
-        return Decision("wait")
+        return Decision("wait", reason="a trainer outside this sweep's launchers holds its directory")
     ledger.clear_failure(run.name)
     return Decision("start", claim=claim, state=state)
 
@@ -66,7 +67,7 @@ def _stable_run_pending(run: PlannedRun, ledger: Ledger) -> Decision | None:
         failure["status"] if failure else (stable.status if stable and stable.status == "diverged" else None)
     )
     if status is None:
-        return Decision("wait")
+        return Decision("wait", reason=f"its stable run {run.branch_of} has not completed")
     state = run_state(run, ledger)
     reason = f"its stable run {run.branch_of} {status}"
     return Decision("skip", state=dataclasses.replace(state, status="failed", reason=reason))

@@ -114,6 +114,7 @@ class LocalLauncher:
         self.poll_seconds = poll_seconds
         self.active: dict[int, _Active] = {}
         self.done: dict[str, str] = {}  # run name -> final status in this session
+        self.waited: set[str] = set()  # runs whose wait was announced
 
     def run(self) -> list[RunState]:
         """Run the sweep to the end; on KeyboardInterrupt (Ctrl-C, or SIGTERM as `scaling.cli` turns it)
@@ -147,6 +148,9 @@ class LocalLauncher:
             decision = decide(run, self.ledger, self.retry_failed)
             if decision.action == "wait":
                 waiting.append(run)
+                if run.name not in self.waited:
+                    self.waited.add(run.name)
+                    self.echo(f"wait {run.name}: {decision.reason}")
             elif decision.action == "skip":
                 self._skipped(run, decision)
             else:

@@ -35,6 +35,11 @@ def test_two_launchers_at_once_share_the_work(compile_cache, tmp_path):
     assert _count(events, "started") == dict.fromkeys(names, 1)
     assert _count(events, "completed") == dict.fromkeys(names, 1)
     assert len({e["pid"] for e in events if e["event"] == "started"}) == 2
+    assert any(
+        "wait " in line and "another launcher holds it" in line
+        for out in outputs
+        for line in out.splitlines()
+    )
     rows = _rows(out / "results.csv")
     assert [row["status"] for row in rows.values()] == ["completed"] * len(names)
 
