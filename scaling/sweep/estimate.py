@@ -3,14 +3,15 @@
 Before any run of the sweep has finished, the throughput is the device peak (the data-sheet table for
 `launch.device_kind`, else this machine's measured matmul peak, split between CPU workers) times
 `launch.assumed_mfu`. Once runs have finished, it is the median FLOP/s they measured (step time only:
-compilation, evaluation and checkpoints are not included).
+compilation, evaluation and checkpoints are not included), per model shape for the shapes that have
+finished runs (small models run far below the machine's peak, large ones closer to it).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scaling.errors import UserError
 from scaling.records import RunSummary
@@ -19,22 +20,29 @@ from scaling.sweep.spec import LaunchConfig
 
 @dataclass(frozen=True)
 class Throughput:
+    """FLOP/s of a run's steps: measured for a shape (keyed by its FLOPs per token), else the default."""
+
     flops_per_second: float
     how: str
+    per_shape: dict[int, float] = field(default_factory=dict)
 
-    def seconds(self, flops: float) -> float:
-        return flops / self.flops_per_second
+    def seconds(self, flops: float, flops_per_token: int | None = None) -> float:
+        return flops / self.per_shape.get(flops_per_token, self.flops_per_second)
 
 
 def run_throughput(launch: LaunchConfig, workers: int, summaries: list[RunSummary]) -> Throughput:
-    measured = [
-        s.tokens_per_second * s.flops_per_token for s in summaries if s.completed and s.tokens_per_second
-    ]
-    if measured:
-        value = statistics.median(measured)
-        return Throughput(
-            value, f"median step throughput of {len(measured)} finished runs: {value:.3g} FLOP/s"
+    finished = [s for s in summaries if s.completed and s.tokens_per_second]
+    if finished:
+        by_shape: dict[int, list[float]] = {}
+        for s in finished:
+            by_shape.setdefault(s.flops_per_token, []).append(s.tokens_per_second * s.flops_per_token)
+        value = statistics.median(v for values in by_shape.values() for v in values)
+        per_shape = {shape: statistics.median(values) for shape, values in by_shape.items()}
+        how = (
+            f"measured per shape for the {len(per_shape)} shapes of {len(finished)} finished runs, else "
+            f"their median {value:.3g} FLOP/s"
         )
+        return Throughput(value, how, per_shape)
     from scaling.train.mfu import measured_peak, peak_flops_per_device, table_peak
 
     if launch.device_kind:

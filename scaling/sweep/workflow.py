@@ -109,13 +109,15 @@ def plan_table(sweep: Sweep, workers: int) -> str:
     ]
     for run in runs:
         branch = f"  branch of {run.branch_of}" if run.branch_of else ""
+        seconds = throughput.seconds(run.own_flops, run.config.model.flops_per_token)
         lines.append(
             f"{run.name:<24} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
             f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
-            f"{format_duration(throughput.seconds(run.own_flops)):>8}{branch}"
+            f"{format_duration(seconds):>8}{branch}"
         )
     lines += _pending_targets(sweep, throughput)
-    total = sum(throughput.seconds(r.own_flops) for r in runs) + _pending_seconds(sweep, throughput)
+    total = sum(throughput.seconds(r.own_flops, r.config.model.flops_per_token) for r in runs)
+    total += _pending_seconds(sweep, throughput)
     lines.append(
         f"N: non-embedding parameters; D: tokens; C: exact training FLOPs of the run's whole schedule "
         f"({_compute_line(runs)}). Estimated time = the run's own FLOPs / throughput, {throughput.how}."
