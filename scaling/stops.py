@@ -38,7 +38,8 @@ def install() -> Callable[[], None]:
     sys.unraisablehook = hook
 
     def restore() -> None:
-        sys.unraisablehook = previous_hook
+        if sys.unraisablehook is hook:  # a hook chained on ours since (the checkpoint store's) stays
+            sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)
 

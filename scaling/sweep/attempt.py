@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from scaling import stops
 from scaling.errors import RunInUse
 from scaling.sweep.ledger import Claim, Ledger, trainer_lock_free
 from scaling.sweep.plan import PlannedRun
@@ -57,24 +58,29 @@ def decide(run: PlannedRun, ledger: Ledger, retry_failed: bool) -> Decision:
 
 
 def _stable_run_pending(run: PlannedRun, ledger: Ledger) -> Decision | None:
-    """Wait until the branch's stable run completes; skip the branch if that run failed or diverged."""
+    """Wait until the branch's stable run completes; skip the branch if that run failed or diverged (by
+    the ledger or by its own summary). A stable run that stopped interrupted is the launcher's to see."""
     assert run.branch_of is not None
     stable = RunDir(ledger.run_dir(run.branch_of)).summary()
     if stable is not None and stable.completed:
         return None
     failure = ledger.failure(run.branch_of)
-    status = (
-        failure["status"] if failure else (stable.status if stable and stable.status == "diverged" else None)
-    )
+    status = failure["status"] if failure else None
+    if status is None and stable is not None and stable.status in RETRYABLE:
+        status = stable.status
     if status is None:
         return Decision("wait", reason=f"its stable run {run.branch_of} has not completed")
+    return skip_branch(run, ledger, f"its stable run {run.branch_of} {status}")
+
+
+def skip_branch(run: PlannedRun, ledger: Ledger, reason: str) -> Decision:
+    """A branch that cannot start (its stable run did not complete), shown as failed with `reason`."""
     state = run_state(run, ledger)
-    reason = f"its stable run {run.branch_of} {status}"
     return Decision("skip", state=dataclasses.replace(state, status="failed", reason=reason))
 
 
 # `scaling.cli`'s exit codes for Ctrl-C and SIGTERM outside the training loop (128 + signal number).
-STOPPED_BY_SIGNAL = (130, 143)
+STOPPED_BY_SIGNAL = tuple(128 + s for s in stops.STOP_SIGNALS)
 
 
 def classify_exit(run: PlannedRun, code: int, summary: dict | None, log_tail: str) -> tuple[Outcome, str]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from scaling.console import progress_bar
 from scaling.errors import UserError
-from scaling.sweep.attempt import Decision, classify_exit, decide, finish
+from scaling.sweep.attempt import Decision, classify_exit, decide, finish, skip_branch
 from scaling.sweep.ledger import Claim, Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.spec import LaunchConfig
@@ -145,7 +145,7 @@ class LocalLauncher:
             free = [s for s in self.slots if s.index not in self.active]
             if not free:
                 return waiting + queue[position:]
-            decision = decide(run, self.ledger, self.retry_failed)
+            decision = self._decide(run)
             if decision.action == "wait":
                 waiting.append(run)
                 if run.name not in self.waited:
@@ -157,6 +157,14 @@ class LocalLauncher:
                 assert decision.claim is not None
                 self._spawn(run, decision.claim, free[0])
         return waiting
+
+    def _decide(self, run: PlannedRun) -> Decision:
+        """`decide`, except that a branch whose stable run ended in this session without completing (it
+        would wait for it forever: nothing here starts that run again) is skipped, to rerun later."""
+        stable = self.done.get(run.branch_of or "")
+        if stable is not None and stable != "completed":
+            return skip_branch(run, self.ledger, f"its stable run {run.branch_of} {stable}: rerun the sweep")
+        return decide(run, self.ledger, self.retry_failed)
 
     def _skipped(self, run: PlannedRun, decision: Decision) -> None:
         state = decision.state

@@ -25,13 +25,21 @@ from scaling.train.checkpoint import CheckpointStore
 from scaling.train.optimizer import learning_rates, wsd_decay_steps
 from scaling.train.progress import Progress, check_resume_matches
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import RunDir, atomic_write_text, flatten_keys
+from scaling.train.run_dir import PLACEMENT_KEYS, RunDir, atomic_write_text, flatten_keys
 from scaling.train.state import StateLayout
 
 BRANCH_POINTS = "branch_points"
 BRANCHES = "branches"
-# What may differ between a branch and its stable run: its length and cooldown, and the bookkeeping.
-BRANCH_OWN_KEYS = ("name", "train.steps", "train.branches", "train.branch_from", "optim.decay_steps")
+# What may differ between a branch and its stable run: its length and cooldown, the bookkeeping, and the
+# placement on devices (as for any resume).
+BRANCH_OWN_KEYS = (
+    "name",
+    "train.steps",
+    "train.branches",
+    "train.branch_from",
+    "optim.decay_steps",
+    *PLACEMENT_KEYS,
+)
 
 
 def branch_point(cfg: RunConfig) -> int:
@@ -44,6 +52,11 @@ def branch_ends(cfg: RunConfig) -> tuple[int, ...]:
     ends = sorted(
         {round(b * cfg.train.steps) if b <= 1 else round(b / cfg.tokens_per_step) for b in cfg.train.branches}
     )
+    if ends and ends[0] < 1:
+        raise UserError(
+            f"train.branches: {min(cfg.train.branches)} ends before the first step (fractions of the run's "
+            f"{cfg.train.steps} steps, or token counts of at least one step, {cfg.tokens_per_step} tokens)"
+        )
     if ends and cfg.optim.schedule != "wsd":
         raise UserError(
             f"train.branches needs optim.schedule: wsd (a stable phase to branch from), not "

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 completed, 1 diverged, interrupted in the loop or failed, 2 bad input, 143 (SIGTERM) or 130
     (Ctrl-C) during start-up (one line, nothing of this session to save)."""
-    from scaling.train.run_guard import STOP_SIGNALS, Interrupted, leave_now
+    from scaling.stops import STOP_SIGNALS
+    from scaling.train.run_guard import Interrupted, leave_now
 
     previous = {s: signal.signal(s, leave_now) for s in STOP_SIGNALS}  # until the trainer takes them over
     try:

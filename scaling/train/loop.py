@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from scaling.config_io import to_dict
 from scaling.data import TokenDataset, check_context_fits, eval_batches, load_dataset
-from scaling.errors import RunFailed, RunInUse, UserError
+from scaling.errors import RunFailed, UserError
 from scaling.model.sharding import (
     check_batch_divisible,
     log_shardings,
@@ -29,7 +29,7 @@ from scaling.train.branch import branch_ends, branch_steps, open_branch_store, s
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.memory import check_state_fits, is_out_of_memory, out_of_memory
 from scaling.train.optimizer import make_optimizer
-from scaling.train.progress import restore_or_init, run_summary
+from scaling.train.progress import restore_or_init, run_summary, save_branch_point
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir, os_error_line
 from scaling.train.run_guard import check_startup, exclusive, stop_on_signals
@@ -70,10 +70,13 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
     fresh = is_main and run.create()
     try:
         with exclusive(run, is_main), stop_on_signals() as stop:
-            return _train(cfg, run, is_main, progress, verbose, stop)
+            try:
+                return _train(cfg, run, is_main, progress, verbose, stop)
+            except BaseException:
+                if fresh and not run.trained():  # still holding the lock: no other trainer is in it
+                    run.discard()
+                raise
     except BaseException as err:
-        if fresh and not isinstance(err, RunInUse) and not run.trained():
-            run.discard()
         if isinstance(err, OSError):
             raise UserError(os_error_line(err)) from None
         if is_out_of_memory(err):
@@ -117,8 +120,11 @@ def _train(
         if is_main:
             run.truncate_metrics(start)
             log_shardings(params)
+        if branch_store is not None and start in branch_steps(cfg) and start not in branch_store.all_steps():
+            save_branch_point(branch_store, start, params, opt_state, record, dataset, cfg, started)
         summary = run.summary()
         if start >= cfg.train.steps and summary is not None and summary.completed:
+            check_startup(stop)
             return summary
         loop = LoopState(params, opt_state, start, record)
         with jax.set_mesh(mesh):

@@ -98,6 +98,12 @@ def save_checkpoint(store, step, params, opt_state, record, dataset, cfg, starte
     store.save(step, params, opt_state, meta)
 
 
+def save_branch_point(store, step, params, opt_state, record, dataset, cfg, started) -> None:
+    """The state a cooldown branch starts from, written and awaited: a branch may start from it at once."""
+    save_checkpoint(store, step, params, opt_state, record, dataset, cfg, started)
+    store.wait()
+
+
 def run_summary(cfg, dataset, record: Progress, status: str, step: int, peak, timings: dict) -> RunSummary:
     """The run's record for the fitter; `timings` are this session's start-up costs (init or restore,
     compile, and start to end of the first step)."""

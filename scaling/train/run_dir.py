@@ -5,6 +5,7 @@ file and a rename."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ DROPPED_METRICS_FILE = "metrics.dropped.jsonl"
 
 # How a run is laid out on devices, not what it computes: a run may resume under another mesh or
 # micro-batching without being a different run.
-PLACEMENT_KEYS = ("mesh.", "train.micro_batches")
+PLACEMENT_KEYS = ("mesh.", "train.micro_batches", "model.remat", "model.attention")
 
 
 def os_error_line(err: OSError) -> str:
@@ -88,14 +89,19 @@ class RunDir:
 
     def discard(self) -> None:
         """Remove what a start-up that never trained left in a directory that was empty before it (and
-        the directories `create` made)."""
-        for entry in self.path.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        the directories `create` made, where nothing else has appeared in them since); config.yaml last,
+        so an interrupted discard leaves a run directory, not an unknown one. Never raises: it runs while
+        another error is on its way out."""
+        entries = sorted(self.path.iterdir(), key=lambda p: p == self.config_path)
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         for directory in self.made:
-            directory.rmdir()
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
     def claim(self, config: dict) -> None:
         """Create the directory for `config`, or check that an existing one was made for the same config;

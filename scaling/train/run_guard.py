@@ -11,6 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from scaling import stops
 from scaling.errors import RunInUse, UserError
 from scaling.train.run_dir import RunDir
 
@@ -18,8 +19,6 @@ from scaling.train.run_dir import RunDir
 # process leaves without it (a long compile or tokenization holds the main thread in C code).
 STARTUP_GRACE_SECONDS = 3.0
 STARTUP_MESSAGE = "interrupted: {} during start-up, before any step of this session; rerun to resume"
-# Preemption and Ctrl-C stop a trainer the same way: a checkpoint in the loop, at once during start-up.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Interrupted(BaseException):
@@ -32,11 +31,12 @@ class Interrupted(BaseException):
 
 
 def startup_message(signum: int) -> str:
-    return STARTUP_MESSAGE.format("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
+    return STARTUP_MESSAGE.format(stops.describe(signum))
 
 
 def leave_now(signum: int = signal.SIGTERM, *_) -> None:
-    """A stop before the trainer touched the run directory: nothing to save or undo."""
+    """A stop outside the step loop: run-directory files are written whole (through a rename), so there is
+    nothing to save or undo."""
     print(startup_message(signum), file=sys.stderr, flush=True)
     os._exit(128 + signum)
 
@@ -81,23 +81,25 @@ def stop_on_signals():
     if not is_main_thread():
         yield flag
         return
-    if jax.process_count() > 1:  # no process may stop alone: SIGTERM ends it, as by default
-        previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if jax.process_count() > 1:  # no process may stop alone: a stop ends it, as by default
+        defaults = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+        previous = {s: signal.signal(s, handler) for s, handler in defaults.items()}
         try:
             yield flag
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         return
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
-    previous = {
-        s: signal.signal(s, lambda signum, _: flag.update(stop=True, signum=signum)) for s in STOP_SIGNALS
-    }
+    on_stop = lambda signum, _: flag.update(stop=True, signum=signum)  # noqa: E731
+    previous = {s: signal.signal(s, on_stop) for s in stops.STOP_SIGNALS}
     previous_fd = signal.set_wakeup_fd(write_fd)  # written even while the main thread runs C code
     threading.Thread(target=_watchdog, args=(read_fd, flag), daemon=True).start()
     try:
         yield flag
     finally:
+        flag["closed"] = True  # a watchdog still waiting out a grace period must not leave now
         signal.set_wakeup_fd(previous_fd)
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -108,10 +110,10 @@ def _watchdog(read_fd: int, flag: dict) -> None:
     """On a stop during start-up, leave the process if it is still starting after the grace time."""
     try:
         while signals := os.read(read_fd, 64):
-            if not set(signals) & set(STOP_SIGNALS) or flag["looping"]:
+            if not set(signals) & set(stops.STOP_SIGNALS) or flag["looping"]:
                 continue
             time.sleep(STARTUP_GRACE_SECONDS)
-            if not (flag["looping"] or flag["leaving"]):
+            if not (flag["looping"] or flag["leaving"] or flag.get("closed")):
                 leave_now(flag["signum"])
     finally:
         os.close(read_fd)

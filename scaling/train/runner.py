@@ -27,7 +27,7 @@ from scaling.train.checkpoint import CheckpointStore
 from scaling.train.evaluate import evaluate, make_eval_step
 from scaling.train.mfu import mfu, peak_flops_per_device
 from scaling.train.optimizer import learning_rates
-from scaling.train.progress import Progress, save_checkpoint
+from scaling.train.progress import Progress, save_branch_point, save_checkpoint
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir, os_error_line
 from scaling.train.step import make_train_step
@@ -184,13 +184,13 @@ def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:
     if not _flush(ctx, loop):
         return False
     loop.tick = time.perf_counter()
+    if at_branch:  # before the checkpoint of the same step: a resume from that one would not pass it again
+        _save_branch_point(ctx, loop)
     if step % cfg.checkpoint_every == 0 or at_end or stopping:
         save_checkpoint(
             ctx.store, step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
         )
         loop.tick = time.perf_counter()
-    if at_branch:
-        _save_branch_point(ctx, loop)
     if stopping:
         loop.status = "interrupted"
         return False
@@ -198,15 +198,13 @@ def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:
 
 
 def _save_branch_point(ctx: LoopContext, loop: LoopState) -> None:
-    """The state a cooldown branch starts from, written and awaited (a branch may start from it at once);
-    a resumed run that passes the point again keeps the copy it has."""
+    """The branch point at this step, unless a resumed run already has it."""
     store = ctx.branch_store
     assert store is not None
     if loop.step not in store.all_steps():
-        save_checkpoint(
+        save_branch_point(
             store, loop.step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
         )
-        store.wait()
     loop.tick = time.perf_counter()
 
 

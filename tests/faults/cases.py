@@ -73,6 +73,8 @@ TRAIN = [
     _train("batch not divisible by micro-batches", "train.micro_batches=3"),
     _train("vocabulary smaller than the encoding", "model.V=100"),
     _train("cudnn attention on CPU", "model.attention=cudnn"),
+    _train("branch ending before the first step", "optim.schedule=wsd", "train.branches=[0.001]"),
+    _train("branches of a cosine run", "train.branches=[0.5]"),
     _train("unknown remat policy", "model.remat=everything"),
     _train("missing corpus file", "data.corpus=missing.txt"),
     _train("empty corpus file", "data.corpus=empty.txt", files={"empty.txt": ""}),

@@ -76,3 +76,16 @@ def test_branched_sweep_writes_a_row_per_branch_with_its_whole_schedule(compile_
         row = rows[run.name]
         assert row["status"] == "completed"
         assert int(row["tokens"]) == run.tokens and float(row["flops"]) == run.flops
+
+
+def test_branches_of_a_failed_stable_run_are_skipped_not_waited_for(compile_cache, tmp_path):
+    spec = _branched()
+    spec["base"]["data"]["max_bytes"] = 2000  # too little text for a validation window: every run fails
+    path = write_sweep(tmp_path / "b.yaml", spec)
+    out = tmp_path / "sweep"
+    proc = launcher(path, out, compile_cache)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, output
+    branches = [r for r in plan(load_sweep(path)) if r.branch_of is not None]
+    for run in branches:
+        assert f"skip {run.name}: failed (its stable run {run.branch_of} failed" in output, output

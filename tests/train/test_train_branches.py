@@ -5,6 +5,7 @@ is never trained again; and a branch cannot start from a run it does not belong 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -109,3 +110,33 @@ def test_a_branch_of_another_run_is_refused(tmp_path, data_cache):
         result.stderr
     )
     assert not stranger.exists() or not any(stranger.iterdir())
+
+
+def test_a_resume_from_the_checkpoint_at_a_branch_point_still_keeps_it(tmp_path, data_cache):
+    """Steps 12 is both a checkpoint and the branch point: a run resumed from checkpoint 12 (its branch
+    point lost, say by a kill during that save) writes the point before going on."""
+    cfg = tiny_run_config(
+        data_cache,
+        optim=WSD,
+        train={
+            "steps": 30,
+            "branches": [0.5],
+            "eval_every": 10,
+            "checkpoint_every": 4,
+            "keep_checkpoints": 10,
+        },
+    )
+    path = write_config(tmp_path / "wsd.yaml", cfg)
+    main = tmp_path / "main"
+    run_scaling("train", str(path), "--no-branches", "--out", str(main), "--no-progress")
+    for step in finished_checkpoints(main):
+        if step > 12:
+            shutil.rmtree(main / "checkpoints" / str(step))
+    shutil.rmtree(main / "branch_points")
+    (main / "summary.json").unlink()
+    run_scaling("train", str(path), "--out", str(main), "--no-progress")
+    alone = tmp_path / "alone"
+    run_scaling(
+        "train", str(path), "train.steps=15", "train.branches=[]", "--out", str(alone), "--no-progress"
+    )
+    assert losses(main / "branches" / "step15") == losses(alone)
