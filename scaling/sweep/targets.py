@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import signal
+import traceback
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,7 +73,11 @@ def _fit_in_child(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) ->
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_fit_to_pipe, args=(send, spec, results_csv, names), daemon=True)
-    child.start()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: ignored from the child's start
+    try:
+        child.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     send.close()
     try:
         ok, outcome = receive.recv()
@@ -91,11 +96,13 @@ def _fit_in_child(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) ->
 
 
 def _fit_to_pipe(send, spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         send.send((True, _fit_ladder(spec, results_csv, names)))
     except UserError as err:
         send.send((False, err))
+    except Exception as err:  # a bug: its traceback goes to the log, the sweep gets one line
+        traceback.print_exc()
+        send.send((False, UserError(f"targets: fitting the ladder failed ({type(err).__name__}: {err})")))
 
 
 def _fit_ladder(spec: SweepSpec, results_csv: Path, names: tuple[str, ...]) -> FitResult:
