@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -62,3 +64,31 @@ def run_scaling(*args: str, devices: int = 1, check: bool = True) -> subprocess.
     if check and result.returncode != 0:
         raise AssertionError(f"scaling {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
+
+
+def start_scaling(*args: str, output: bool = False) -> subprocess.Popen:
+    """`scaling ARGS` in the background, for a test that stops it; `output`: stdout and stderr as one text
+    stream (else stdout dropped, stderr piped as bytes)."""
+    if output:
+        streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    else:
+        streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    return subprocess.Popen(scaling_cmd(*args), env=run_env(), cwd=REPO, **streams)
+
+
+def finished_checkpoints(run_dir: Path) -> list[int]:
+    directory = run_dir / "checkpoints"
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def kill_at_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
+    """SIGKILL `proc` as soon as `run_dir` holds a checkpoint at or after `step`."""
+    deadline = time.monotonic() + 300
+    while max(finished_checkpoints(run_dir), default=0) < step and proc.poll() is None:
+        assert time.monotonic() < deadline, f"{run_dir} never reached step {step}"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"{run_dir} finished before it could be killed"

@@ -20,7 +20,15 @@ from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import plan
 from scaling.sweep.spec import load_sweep
 from tests.faults.cases import _COLUMNS, _ROWS
-from tests.helpers import REPO, run_env, run_scaling, scaling_cmd, tiny_run_config, write_config
+from tests.helpers import (
+    REPO,
+    run_env,
+    run_scaling,
+    scaling_cmd,
+    start_scaling,
+    tiny_run_config,
+    write_config,
+)
 from tests.sweep.sweep_helpers import launcher
 from tests.train.test_train_resume import losses
 
@@ -47,14 +55,7 @@ def test_train_sigterm_and_ctrl_c_at_random_moments_then_resume_matches_uninterr
     rng = random.Random(20261202)
     outcomes = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGINT):
-        proc = subprocess.Popen(
-            scaling_cmd("train", str(cfg), "--out", str(stopped), "--no-progress"),
-            env=run_env(),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = start_scaling("train", str(cfg), "--out", str(stopped), "--no-progress", output=True)
         time.sleep(rng.uniform(0.5, 6.0))  # start-up (imports, data, compile) takes ~3-5 s here
         proc.send_signal(sig)
         code, output = _stop_within(proc, STOP_SECONDS)

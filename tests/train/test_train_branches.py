@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-from tests.helpers import REPO, run_env, run_scaling, scaling_cmd, tiny_run_config, write_config
-from tests.train.test_train_resume import finished_checkpoints, losses
+from tests.helpers import (
+    finished_checkpoints,
+    kill_at_checkpoint,
+    run_scaling,
+    start_scaling,
+    tiny_run_config,
+    write_config,
+)
+from tests.train.test_train_resume import losses
 
 WSD = {
     "schedule": "wsd",
@@ -64,20 +68,8 @@ def test_branch_killed_mid_cooldown_resumes_exactly_and_is_never_rerun(tmp_path,
     cfg = _config(tmp_path, data_cache, steps=120, branches=[0.5])  # branch: steps 48-60 from the stable run
     main = tmp_path / "main"
     branch = main / "branches" / "step60"
-    proc = subprocess.Popen(
-        scaling_cmd("train", str(cfg), "--out", str(main), "--no-progress"),
-        env=run_env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 300
-    while max(finished_checkpoints(branch), default=0) < 50 and proc.poll() is None:
-        assert time.monotonic() < deadline, "the branch never reached step 50"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the branch finished before it could be killed"
+    proc = start_scaling("train", str(cfg), "--out", str(main), "--no-progress")
+    kill_at_checkpoint(proc, branch, 50)
     run_scaling("train", str(cfg), "--out", str(main), "--no-progress")
     alone = tmp_path / "alone"
     run_scaling(

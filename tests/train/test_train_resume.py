@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, run_env, run_scaling, scaling_cmd, tiny_run_config, write_config
+from tests.helpers import (
+    finished_checkpoints,
+    kill_at_checkpoint,
+    run_scaling,
+    start_scaling,
+    tiny_run_config,
+    write_config,
+)
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -20,13 +24,6 @@ def losses(run_dir: Path) -> dict[int, float]:
     steps = [r["step"] for r in rows]
     assert steps == sorted(set(steps)), f"metrics steps not unique and increasing: {steps}"
     return {r["step"]: r["train_loss"] for r in rows}
-
-
-def finished_checkpoints(run_dir: Path) -> list[int]:
-    directory = run_dir / "checkpoints"
-    if not directory.is_dir():
-        return []
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(tmp_path, data_cache):
@@ -38,20 +35,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(tmp_path, data_ca
     run_scaling("train", str(cfg), "--out", str(straight), "--no-progress")
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        scaling_cmd("train", str(cfg), "--out", str(killed), "--no-progress"),
-        env=run_env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 300
-    while max(finished_checkpoints(killed), default=0) < 10 and proc.poll() is None:
-        assert time.monotonic() < deadline, "run never reached step 10"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    proc = start_scaling("train", str(cfg), "--out", str(killed), "--no-progress")
+    kill_at_checkpoint(proc, killed, 10)
     assert (
         not (killed / "summary.json").exists()
         or json.loads((killed / "summary.json").read_text())["status"] != "completed"
