@@ -103,8 +103,8 @@ def _train(
     dataset, mesh, tx, layout = _prepare(cfg, progress and is_main, stop)
     check_startup(stop)
     if is_main:
-        _setup_logging(run, verbose)  # first: claim's own warning belongs in this run's train.log
-        run.claim(to_dict(cfg))
+        run.claim(to_dict(cfg))  # before the log: a refused directory gets no train.log
+        _setup_logging(run, verbose)
     multihost_utils.sync_global_devices("run directory claimed")
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     branch_store = open_branch_store(cfg, run)
