@@ -120,7 +120,8 @@ def _train(
         if is_main:
             run.truncate_metrics(start)
             log_shardings(params)
-        if branch_store is not None and start in branch_steps(cfg) and start not in branch_store.all_steps():
+        points = branch_steps(cfg)
+        if start in points:  # resumed from the checkpoint at a branch point: the point is kept (once)
             save_branch_point(branch_store, start, params, opt_state, record, dataset, cfg, started)
         summary = run.summary()
         if start >= cfg.train.steps and summary is not None and summary.completed:
@@ -131,7 +132,7 @@ def _train(
             ctx = loop_context(
                 cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start
             )
-            ctx = dataclasses.replace(ctx, branch_store=branch_store, branch_steps=branch_steps(cfg))
+            ctx = dataclasses.replace(ctx, branch_store=branch_store, branch_steps=points)
             ctx, timings["compile_seconds"] = compile_step(ctx, loop)
             check_startup(stop)
             run_steps(ctx, loop, timings)

@@ -99,7 +99,10 @@ def save_checkpoint(store, step, params, opt_state, record, dataset, cfg, starte
 
 
 def save_branch_point(store, step, params, opt_state, record, dataset, cfg, started) -> None:
-    """The state a cooldown branch starts from, written and awaited: a branch may start from it at once."""
+    """The state a cooldown branch starts from, written and awaited (a branch may start from it at once),
+    unless the store has it already (a resumed run passes the point again)."""
+    if step in store.all_steps():
+        return
     save_checkpoint(store, step, params, opt_state, record, dataset, cfg, started)
     store.wait()
 

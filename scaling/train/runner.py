@@ -198,13 +198,16 @@ def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:
 
 
 def _save_branch_point(ctx: LoopContext, loop: LoopState) -> None:
-    """The branch point at this step, unless a resumed run already has it."""
-    store = ctx.branch_store
-    assert store is not None
-    if loop.step not in store.all_steps():
-        save_branch_point(
-            store, loop.step, loop.params, loop.opt_state, loop.record, ctx.dataset, ctx.cfg, ctx.started
-        )
+    save_branch_point(
+        ctx.branch_store,
+        loop.step,
+        loop.params,
+        loop.opt_state,
+        loop.record,
+        ctx.dataset,
+        ctx.cfg,
+        ctx.started,
+    )
     loop.tick = time.perf_counter()
 
 
