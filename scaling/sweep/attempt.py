@@ -14,6 +14,7 @@ from typing import Literal
 
 from scaling import stops
 from scaling.errors import RunInUse
+from scaling.records import RunSummary
 from scaling.sweep.ledger import Claim, Ledger, trainer_lock_free
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.status import RETRYABLE, RunState, is_completed, run_state
@@ -62,7 +63,7 @@ def _stable_run_pending(run: PlannedRun, ledger: Ledger) -> Decision | None:
     the ledger or by its own summary). A stable run that stopped interrupted is the launcher's to see."""
     assert run.branch_of is not None
     stable = RunDir(ledger.run_dir(run.branch_of)).summary()
-    if stable is not None and stable.completed:
+    if completed(stable):
         return None
     failure = ledger.failure(run.branch_of)
     status = failure["status"] if failure else None
@@ -71,6 +72,16 @@ def _stable_run_pending(run: PlannedRun, ledger: Ledger) -> Decision | None:
     if status is None:
         return Decision("wait", reason=f"its stable run {run.branch_of} has not completed")
     return skip_branch(run, ledger, f"its stable run {run.branch_of} {status}")
+
+
+def completed(summary: RunSummary | None) -> bool:
+    """Whether a stable run's summary lets its branches start (they check its length themselves)."""
+    return summary is not None and summary.completed
+
+
+def stable_run_completed(run: PlannedRun, ledger: Ledger) -> bool:
+    assert run.branch_of is not None
+    return completed(RunDir(ledger.run_dir(run.branch_of)).summary())
 
 
 def skip_branch(run: PlannedRun, ledger: Ledger, reason: str) -> Decision:

@@ -32,7 +32,6 @@ from scaling.sweep.ledger import Claim, Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.spec import LaunchConfig
 from scaling.sweep.status import RunState, run_state
-from scaling.train.branch import branch_point
 from scaling.train.run_dir import RunDir
 
 _PR_SET_PDEATHSIG = 1
@@ -237,9 +236,8 @@ class LocalLauncher:
         for item in self.active.values():
             rows = RunDir(self.ledger.run_dir(item.run.name)).metrics()
             if rows:  # a branch's rows start with its stable run's, up to its branch point
-                first = branch_point(item.run.config) if item.run.branch_of else 0
-                done = max(rows[-1]["step"] - first, 0) / (item.run.steps - first)
-                flops += item.run.own_flops * done
+                first = item.run.shared_steps
+                flops += item.run.own_flops * max(rows[-1]["step"] - first, 0) / (item.run.steps - first)
         return flops
 
     def _stop_all(self) -> None:

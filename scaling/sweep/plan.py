@@ -51,10 +51,16 @@ class PlannedRun:
         return self.config.train.branch_from or None
 
     @property
+    def shared_steps(self) -> int:
+        """The steps its stable run trains for it: a branch's up to its branch point, none otherwise."""
+        return branch_point(self.config) if self.branch_of else 0
+
+    @property
     def own_flops(self) -> int:
         """FLOPs this run trains itself: a branch's stable part is trained (and counted) by its stable run."""
-        shared = branch_point(self.config) if self.branch_of else 0
-        return (self.steps - shared) * self.config.tokens_per_step * self.config.model.flops_per_token
+        return (
+            (self.steps - self.shared_steps) * self.config.tokens_per_step * self.config.model.flops_per_token
+        )
 
     @property
     def params_nonembedding(self) -> int:

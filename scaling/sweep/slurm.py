@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import RunInUse, UserError
-from scaling.sweep.attempt import decide, finish
+from scaling.sweep.attempt import decide, finish, stable_run_completed
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun
 from scaling.sweep.spec import SlurmConfig
 from scaling.sweep.status import is_completed, run_state
-from scaling.train.run_dir import RunDir
 
 
 @dataclass(frozen=True)
@@ -80,11 +79,6 @@ def _checkpointable_task():
     return submitit, RunTask
 
 
-def _completed(ledger: Ledger, name: str) -> bool:
-    summary = RunDir(ledger.run_dir(name)).summary()
-    return summary is not None and summary.completed
-
-
 def submit(
     runs: tuple[PlannedRun, ...],
     ledger: Ledger,
@@ -101,7 +95,7 @@ def submit(
         status = run_state(run, ledger).status
         if status == "completed" or (status in ("failed", "diverged") and not retry_failed):
             continue
-        if run.branch_of is not None and not _completed(ledger, run.branch_of):
+        if run.branch_of is not None and not stable_run_completed(run, ledger):
             continue  # a task would only wait for it: submitted by the rerun after the stable run is done
         todo.append(Task(run, str(ledger.sweep_dir.absolute()), retry_failed))
     if not todo:
