@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
 import threading
 
@@ -80,7 +79,7 @@ def entry() -> None:
     """The `scaling` command. After a stop it leaves without Python's teardown: JAX's threads may still
     be computing, and tearing them down under them has crashed the interpreter (SIGSEGV) after the line."""
     code = main()
-    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+    if code in {128 + s for s in stops.STOP_SIGNALS}:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -77,7 +77,7 @@ def stop_on_signals():
     through a rename, so the run stays resumable either way."""
     import jax
 
-    flag = {"stop": False, "looping": False, "leaving": False, "signum": signal.SIGTERM}
+    flag = {"stop": False, "looping": False, "leaving": False, "closed": False, "signum": signal.SIGTERM}
     if not is_main_thread():
         yield flag
         return
@@ -113,7 +113,7 @@ def _watchdog(read_fd: int, flag: dict) -> None:
             if not set(signals) & set(stops.STOP_SIGNALS) or flag["looping"]:
                 continue
             time.sleep(STARTUP_GRACE_SECONDS)
-            if not (flag["looping"] or flag["leaving"] or flag.get("closed")):
+            if not (flag["looping"] or flag["leaving"] or flag["closed"]):
                 leave_now(flag["signum"])
     finally:
         os.close(read_fd)
