@@ -15,7 +15,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import yaml
 
 from scaling.config_io import from_dict, to_dict
 from scaling.data import TokenDataset
@@ -25,7 +24,7 @@ from scaling.train.checkpoint import CheckpointStore
 from scaling.train.optimizer import learning_rates, wsd_decay_steps
 from scaling.train.progress import Progress, check_resume_matches
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import PLACEMENT_KEYS, RunDir, atomic_write_text, flatten_keys
+from scaling.train.run_dir import PLACEMENT_KEYS, RunDir, atomic_write_text, differing_keys
 from scaling.train.state import StateLayout
 
 BRANCH_POINTS = "branch_points"
@@ -91,17 +90,8 @@ def stable_run(cfg: RunConfig, run_path: Path) -> RunDir:
 def check_stable_run(cfg: RunConfig, stable: RunDir) -> RunConfig:
     """The stable run's config, after checking the branch can start from it: same run apart from length and
     cooldown, and the same learning rate at every step before the branch point."""
-    if not stable.config_path.is_file():
-        raise UserError(f"train.branch_from: {stable.path} is not a run directory (no config.yaml)")
-    stable_cfg = from_dict(
-        RunConfig, yaml.safe_load(stable.config_path.read_text()), where=str(stable.config_path)
-    )
-    mine, theirs = _flat(cfg), _flat(stable_cfg)
-    differing = sorted(
-        k
-        for k in set(mine) | set(theirs)
-        if mine.get(k) != theirs.get(k) and not k.startswith(BRANCH_OWN_KEYS)
-    )
+    stable_cfg = from_dict(RunConfig, stable.read_config(), where=str(stable.config_path))
+    differing = differing_keys(to_dict(cfg), to_dict(stable_cfg), BRANCH_OWN_KEYS)
     if differing:
         raise UserError(
             f"train.branch_from: {stable.path} is a different run (differs in: {', '.join(differing[:8])})"
@@ -162,7 +152,3 @@ def copy_stable_metrics(stable: RunDir, run: RunDir, start: int) -> None:
     """The stable run's logged rows up to the branch point, as the branch's own first rows."""
     rows = [row for row in read_metrics(stable.metrics_path) if row["step"] <= start]
     atomic_write_text(run.metrics_path, "".join(json_line(row) for row in rows))
-
-
-def _flat(cfg: RunConfig) -> dict:
-    return flatten_keys(to_dict(cfg))

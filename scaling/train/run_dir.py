@@ -41,13 +41,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def flatten_keys(mapping: Any, prefix: str = "") -> dict[str, Any]:
+def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(mapping, dict):
         return {prefix: mapping}
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
-        flat.update(flatten_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat
+
+
+def differing_keys(old: dict, new: dict, ignore: tuple[str, ...]) -> list[str]:
+    """The dotted keys whose values differ between two nested configs, except those under `ignore`."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(ignore))
 
 
 class RunDir:
@@ -115,12 +121,7 @@ class RunDir:
                 raise UserError(
                     f"{self.config_path} is not valid YAML ({yaml_problem(err)}); fix or remove it"
                 ) from None
-            old, new = flatten_keys(existing), flatten_keys(config)
-            differing = sorted(
-                key
-                for key in set(old) | set(new)
-                if old.get(key) != new.get(key) and not key.startswith(PLACEMENT_KEYS)
-            )
+            differing = differing_keys(existing, config, PLACEMENT_KEYS)
             if differing and self.trained():
                 raise UserError(
                     f"run directory {self.path} belongs to a different config (differs in: "
@@ -131,7 +132,7 @@ class RunDir:
                 log.warning(
                     "%s held the config of a run that never trained; it now holds this one", self.path
                 )
-            if old != new:
+            if existing != config:
                 atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
             return
         if self.path.is_dir() and any(p.name != ".lock" for p in self.path.iterdir()):
