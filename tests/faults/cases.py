@@ -38,11 +38,6 @@ def _yaml(data: dict) -> str:
 
 
 TRAIN_CFG = _yaml(tiny_run_config(Path("{cache}")))
-CORPUS_CFG = "corpus.yaml"
-
-
-def _train_with_corpus(corpus: str) -> str:
-    return _yaml(tiny_run_config(Path("{cache}"), data={"corpus": corpus}))
 
 
 def _train(name: str, *args: str, files: dict | None = None) -> BadInput:
@@ -112,6 +107,28 @@ def _sweep_with(**changes) -> dict:
 
 _TARGETS = {**copy.deepcopy(TINY_SWEEP), "targets": {"law": "chinchilla", "runs": [{"flops": 1e12}]}}
 
+
+def _damaged(verb: str, name: str, template: str, text: str) -> BadInput:
+    """`scaling sweep VERB` on the tiny sweep with one file of its first run damaged (`_damage_first_run`)."""
+    return BadInput(
+        f"sweep {verb}",
+        name,
+        ("sweep", verb, SWEEP_FILE, "--out", "out"),
+        {SWEEP_FILE: _yaml(TINY_SWEEP)},
+        lambda work: _damage_first_run(work, template, text),
+    )
+
+
+def _damage_first_run(work: Path, template: str, text: str) -> None:
+    """Write `text` at `template` under the sweep directory, `{run}` being the sweep's first planned run."""
+    from scaling.sweep.plan import plan
+    from scaling.sweep.spec import load_sweep
+
+    path = work / "out" / template.format(run=plan(load_sweep(work / SWEEP_FILE))[0].name)
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+
+
 SWEEP = [
     BadInput("sweep plan", "sweep file missing", ("sweep", "plan", "missing.yaml")),
     BadInput("sweep plan", "sweep file not YAML", ("sweep", "plan", "s.yaml"), {"s.yaml": "grid: {\n"}),
@@ -132,27 +149,9 @@ SWEEP = [
         verb="status",
         files={"out/targets.json": "{not json"},
     ),
-    BadInput(
-        "sweep status",
-        "corrupt failure record",
-        ("sweep", "status", SWEEP_FILE, "--out", "out"),
-        {SWEEP_FILE: _yaml(TINY_SWEEP)},
-        lambda w: _damage_first_run(w, ".sweep/failures/{run}.json", "{"),
-    ),
-    BadInput(
-        "sweep status",
-        "corrupt run summary",
-        ("sweep", "status", SWEEP_FILE, "--out", "out"),
-        {SWEEP_FILE: _yaml(TINY_SWEEP)},
-        lambda w: _damage_first_run(w, "{run}/summary.json", "{"),
-    ),
-    BadInput(
-        "sweep collect",
-        "corrupt run metrics",
-        ("sweep", "collect", SWEEP_FILE, "--out", "out"),
-        {SWEEP_FILE: _yaml(TINY_SWEEP)},
-        lambda w: _damage_first_run(w, "{run}/metrics.jsonl", '{"step": 1}\n{oops\n{"step": 3}\n'),
-    ),
+    _damaged("status", "corrupt failure record", ".sweep/failures/{run}.json", "{"),
+    _damaged("status", "corrupt run summary", "{run}/summary.json", "{"),
+    _damaged("collect", "corrupt run metrics", "{run}/metrics.jsonl", '{"step": 1}\n{oops\n{"step": 3}\n'),
     _sweep("validate without targets", TINY_SWEEP, verb="validate"),
     _sweep(
         "validate with a negative bootstrap",
@@ -182,16 +181,6 @@ SWEEP = [
     _sweep("validate before the ladder ran", _TARGETS, verb="validate"),
     _sweep("--out is a file", TINY_SWEEP, verb="collect", files={"out": "a file\n"}),
 ]
-
-
-def _damage_first_run(work: Path, template: str, text: str) -> None:
-    """Write `text` at `template` under the sweep directory, `{run}` being the sweep's first planned run."""
-    from scaling.sweep.plan import plan
-    from scaling.sweep.spec import load_sweep
-
-    path = work / "out" / template.format(run=plan(load_sweep(work / SWEEP_FILE))[0].name)
-    path.parent.mkdir(parents=True)
-    path.write_text(text)
 
 
 RESULTS = "results.csv"
