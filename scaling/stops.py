@@ -4,7 +4,9 @@ line and exit code 128 + the signal (the trainer takes both signals over while i
 A KeyboardInterrupt raised by a signal handler can land in a callback whose exceptions Python only prints
 ("Exception ignored in: <function _xla_gc_callback>"); the interrupt would be lost and the command run on.
 The unraisable hook installed here hands such an interrupt back to the main thread instead, a moment later
-from a timer thread (at once, the handler would run inside the hook and be lost again).
+from a timer thread (at once, the handler would run inside the hook and be lost again). Raised while a
+module imports, it can abort the interpreter (an extension module such as jaxlib's half initialised:
+SIGABRT or SIGSEGV, no line at all), so during an import the handler hands it on in the same way.
 """
 
 from __future__ import annotations
@@ -27,11 +29,7 @@ def install() -> Callable[[], None]:
 
     def hook(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            again = threading.Timer(
-                REDELIVER_SECONDS, _thread.interrupt_main, (signal_of(unraisable.exc_value),)
-            )
-            again.daemon = True
-            again.start()
+            _later(signal_of(unraisable.exc_value))
             return
         previous_hook(unraisable)
 
@@ -56,4 +54,23 @@ def describe(signum: int) -> str:
 
 
 def _interrupt(signum: int, frame) -> None:
+    if _importing(frame):
+        _later(signum)
+        return
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _importing(frame) -> bool:
+    """Whether the main thread is inside an import (a frame of importlib's bootstrap on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _later(signum: int) -> None:
+    """The signal's handler run again in the main thread a moment from now, from a timer thread."""
+    again = threading.Timer(REDELIVER_SECONDS, _thread.interrupt_main, (signum,))
+    again.daemon = True
+    again.start()
