@@ -98,8 +98,15 @@ def _decay(cfg: OptimConfig, floor: float, steps: int) -> optax.Schedule:
 
 
 def decay_mask(params) -> object:
-    """Weight decay on matrices and embeddings only: not on LayerNorm scales or biases (1-D leaves)."""
-    return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
+    """Weight decay on weight matrices and embedding tables only: never on a 1-D leaf, nor on a bias or a
+    LayerNorm scale of any shape (the attention bias is [3, H, K])."""
+    return jax.tree_util.tree_map_with_path(lambda path, p: jnp.ndim(p) >= 2 and _is_weight(path), params)
+
+
+def _is_weight(path: tuple) -> bool:
+    names = [str(getattr(part, "key", getattr(part, "name", ""))) for part in path]
+    leaf = next((name for name in reversed(names) if name and name != "value"), "")
+    return "bias" not in leaf and "scale" not in leaf
 
 
 def learning_rates(cfg: OptimConfig, total_steps: int) -> np.ndarray:
