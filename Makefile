@@ -11,7 +11,7 @@ endif
 install: .install.stamp
 
 .install.stamp: pyproject.toml
-	$(PYTHON) -m pip install --quiet -e ".[dev,parquet,slurm]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,parquet,slurm,track]"
 	touch $@
 
 test: install

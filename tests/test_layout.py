@@ -17,10 +17,11 @@ ALLOWED = {
     "data": set(),
     "model": set(),
     "fitting": set(),
-    "train": {"data", "model"},
+    "track": set(),
+    "train": {"data", "model", "track"},
     "use": {"data", "model", "train"},
-    "sweep": {"data", "model", "train", "fitting"},
-    "cli": {"data", "model", "train", "use", "sweep", "fitting"},
+    "sweep": {"data", "model", "train", "fitting", "track"},
+    "cli": {"data", "model", "train", "use", "sweep", "fitting", "track"},
 }
 
 

@@ -196,7 +196,8 @@ def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed
             decay_fraction=recipe.decay_fraction,
             decay_shape=recipe.decay_shape,
         )
-        return dataclasses.replace(base, name=name, model=model, train=train, optim=optim)
+        track = base.track.grouped(spec.name)
+        return dataclasses.replace(base, name=name, model=model, train=train, optim=optim, track=track)
     except ValueError as err:
         raise UserError(f"{spec.name}.base (run {name}): {err}") from None
 

@@ -17,6 +17,7 @@ from scaling.errors import UserError
 from scaling.fitting import FitOptions
 from scaling.fitting.validate import VALIDATED_LAWS, LawValidation, validate
 from scaling.sweep.status import run_state
+from scaling.sweep.tracking import track_validation
 from scaling.sweep.workflow import Sweep
 from scaling.train.run_dir import atomic_write_text
 
@@ -69,7 +70,8 @@ def run_validation(sweep: Sweep, n_boot: int = 1000, confidence: float = 0.8) ->
     _write(sweep.ledger.sweep_dir, result)
     from scaling.fitting.validation_plot import plot_validation
 
-    plot_validation(ladder, targets, result.results, sweep.ledger.sweep_dir / "validation.png")
+    figure = plot_validation(ladder, targets, result.results, sweep.ledger.sweep_dir / "validation.png")
+    track_validation(sweep, result, (CSV_COLUMNS, csv_rows(result)), figure, len(targets))
     return result
 
 
@@ -79,23 +81,20 @@ def _write(folder: Path, result: SweepValidation) -> None:
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        for law in result.results:
-            for r in law.rows:
-                lower, upper = r.interval if r.interval else ("", "")
-                inside = "" if r.inside is None else r.inside
-                row = (
-                    law.law,
-                    r.name,
-                    r.compute,
-                    r.extrapolation,
-                    r.predicted,
-                    lower,
-                    upper,
-                    r.actual,
-                    r.are,
-                )
-                writer.writerow((*row, inside))
+        writer.writerows(csv_rows(result))
     tmp.replace(folder / "validation.csv")
+
+
+def csv_rows(result: SweepValidation) -> list[tuple]:
+    """validation.csv's rows, one per law and target, in `CSV_COLUMNS` order."""
+    rows = []
+    for law in result.results:
+        for r in law.rows:
+            lower, upper = r.interval if r.interval else ("", "")
+            inside = "" if r.inside is None else r.inside
+            row = (law.law, r.name, r.compute, r.extrapolation, r.predicted, lower, upper, r.actual, r.are)
+            rows.append((*row, inside))
+    return rows
 
 
 def _finite(value: float) -> float | None:

@@ -24,13 +24,13 @@ from scaling.train.checkpoint import CheckpointStore
 from scaling.train.optimizer import learning_rates, wsd_decay_steps
 from scaling.train.progress import Progress, check_resume_matches
 from scaling.train.run_config import RunConfig
-from scaling.train.run_dir import PLACEMENT_KEYS, RunDir, atomic_write_text, differing_keys
+from scaling.train.run_dir import PLACEMENT_KEYS, TRACKING_KEYS, RunDir, atomic_write_text, differing_keys
 from scaling.train.state import StateLayout
 
 BRANCH_POINTS = "branch_points"
 BRANCHES = "branches"
 # What may differ between a branch and its stable run: its length and cooldown, the bookkeeping, and the
-# placement on devices (as for any resume).
+# placement on devices and tracking (as for any resume).
 BRANCH_OWN_KEYS = (
     "name",
     "train.steps",
@@ -38,6 +38,7 @@ BRANCH_OWN_KEYS = (
     "train.branch_from",
     "optim.decay_steps",
     *PLACEMENT_KEYS,
+    *TRACKING_KEYS,
 )
 
 
@@ -79,8 +80,13 @@ def branch_config(cfg: RunConfig, end: int, stable: str = "..") -> RunConfig:
 
 
 def branch_dirs(cfg: RunConfig, run_path: Path) -> list[tuple[RunConfig, Path]]:
-    """The branches `scaling train` trains after a run with `train.branches`, each in its own directory."""
-    return [(branch_config(cfg, end), run_path / BRANCHES / f"step{end}") for end in branch_ends(cfg)]
+    """The branches `scaling train` trains after a run with `train.branches`, each in its own directory
+    (two below the run's, which its relative tracking directories are named from)."""
+    runs = []
+    for end in branch_ends(cfg):
+        branch = dataclasses.replace(branch_config(cfg, end), track=cfg.track.relocated("../.."))
+        runs.append((branch, run_path / BRANCHES / f"step{end}"))
+    return runs
 
 
 def stable_run(cfg: RunConfig, run_path: Path) -> RunDir:

@@ -25,6 +25,7 @@ from scaling.model.sharding import (
     make_mesh,
 )
 from scaling.records import RunSummary
+from scaling.track.tracker import Tracking, check_installed, open_tracker
 from scaling.train.branch import branch_ends, branch_steps, open_branch_store, start_from_stable
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.memory import check_state_fits, is_out_of_memory, out_of_memory
@@ -69,9 +70,13 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
     is_main = jax.process_index() == 0
     fresh = is_main and run.create()
     try:
-        with exclusive(run, is_main), stop_on_signals() as stop:
+        with (
+            exclusive(run, is_main),
+            stop_on_signals() as stop,
+            open_tracker(cfg.track, run.path, cfg.name, to_dict(cfg), main=is_main) as tracker,
+        ):
             try:
-                return _train(cfg, run, is_main, progress, verbose, stop)
+                return _train(cfg, run, is_main, progress, verbose, stop, tracker)
             except BaseException:
                 if fresh and not run.trained():  # still holding the lock: no other trainer is in it
                     run.discard()
@@ -86,6 +91,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
 
 def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any]:
     """Everything checked before the run directory is claimed: data, mesh, layout and its memory."""
+    check_installed(cfg.track)
     dataset = load_dataset(cfg.data, progress=progress)
     check_startup(stop)
     mesh = make_mesh(cfg.mesh)
@@ -97,7 +103,7 @@ def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, 
 
 
 def _train(
-    cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict
+    cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict, tracker: Tracking
 ) -> RunSummary:
     started = time.perf_counter()
     dataset, mesh, tx, layout = _prepare(cfg, progress and is_main, stop)
@@ -132,7 +138,7 @@ def _train(
             ctx = loop_context(
                 cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start
             )
-            ctx = dataclasses.replace(ctx, branch_store=branch_store, branch_steps=points)
+            ctx = dataclasses.replace(ctx, branch_store=branch_store, branch_steps=points, tracker=tracker)
             ctx, timings["compile_seconds"] = compile_step(ctx, loop)
             check_startup(stop)
             run_steps(ctx, loop, timings)
@@ -144,6 +150,7 @@ def _train(
     summary = run_summary(cfg, dataset, record, loop.status, loop.step, ctx.peak, timings)
     if is_main:
         _write_summary(run, summary, loop.error)
+        tracker.summary(dataclasses.asdict(summary))
     if loop.error:
         raise RunFailed(loop.error)
     return summary

@@ -10,6 +10,7 @@ from scaling.config_io import load_config
 from scaling.data import DataConfig
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import MeshConfig
+from scaling.track.config import TrackConfig
 from scaling.train.optimizer import OptimConfig
 
 
@@ -59,6 +60,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
     @property
     def tokens_per_step(self) -> int:

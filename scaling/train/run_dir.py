@@ -27,6 +27,8 @@ DROPPED_METRICS_FILE = "metrics.dropped.jsonl"
 # How a run is laid out on devices, not what it computes: a run may resume under another mesh or
 # micro-batching without being a different run.
 PLACEMENT_KEYS = ("mesh.", "train.micro_batches", "model.remat", "model.attention")
+# Where a run is reported, not what it computes: tracking may be turned on or moved for a resume.
+TRACKING_KEYS = ("track.",)
 
 
 def os_error_line(err: OSError) -> str:
@@ -121,7 +123,7 @@ class RunDir:
                 raise UserError(
                     f"{self.config_path} is not valid YAML ({yaml_problem(err)}); fix or remove it"
                 ) from None
-            differing = differing_keys(existing, config, PLACEMENT_KEYS)
+            differing = differing_keys(existing, config, (*PLACEMENT_KEYS, *TRACKING_KEYS))
             if differing and self.trained():
                 raise UserError(
                     f"run directory {self.path} belongs to a different config (differs in: "

@@ -23,6 +23,7 @@ from scaling.data import TokenDataset, train_batch
 from scaling.errors import RunFailed
 from scaling.model.sharding import global_array, microbatch_sharding
 from scaling.records import METRIC_COLUMNS
+from scaling.track.tracker import NO_TRACKING, Tracking
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.evaluate import evaluate, make_eval_step
 from scaling.train.mfu import mfu, peak_flops_per_device
@@ -75,6 +76,7 @@ class LoopContext:
     compiled: Any = None  # the step compiled ahead of time for this run's shapes (`_compile`)
     branch_store: CheckpointStore | None = None  # where a run with train.branches keeps its branch points
     branch_steps: frozenset[int] = frozenset()
+    tracker: Tracking = NO_TRACKING  # TensorBoard / W&B, sent every metrics row (`scaling.track`)
 
     def batch_at(self, step: int) -> jax.Array:
         B, M, T = self.cfg.train.batch_size, self.cfg.train.micro_batches, self.cfg.model.T
@@ -242,9 +244,9 @@ def _handle(ctx: LoopContext, loop: LoopState, step: int, metrics: dict, seconds
     if evaluating:  # every process takes part: evaluation runs collectives
         record.last_val_loss = evaluate(cfg, ctx.dataset, ctx.eval_step, loop.params, ctx.mesh)
     if ctx.is_main and (evaluating or step % cfg.train.log_every == 0):
-        ctx.run.append_metrics(
-            _metrics_row(ctx, step, host, tps, record.last_val_loss if evaluating else None)
-        )
+        row = _metrics_row(ctx, step, host, tps, record.last_val_loss if evaluating else None)
+        ctx.run.append_metrics(row)
+        ctx.tracker.log(step, row)
     return True
 
 
