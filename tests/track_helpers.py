@@ -68,7 +68,8 @@ def wandb_runs(wandb_dir: Path) -> list[Path]:
 
 
 def wandb_history(wandb_dir: Path) -> list[dict]:
-    """Every history row logged to the offline runs under `wandb_dir`, in order, values decoded."""
+    """Every history row logged to the offline runs under `wandb_dir`, in order, values decoded; a
+    media value's fields keyed `name/field` (`validation/_type`)."""
     rows = []
     for path in wandb_runs(wandb_dir):
         for record in wandb_records(path):

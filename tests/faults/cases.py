@@ -80,6 +80,11 @@ TRAIN = [
     _train("--out holds files of something else", "--out", "run", files={"run/notes.txt": "mine\n"}),
     _train("--out has a corrupt config.yaml", "--out", "run", files={"run/config.yaml": "a: [\n"}),
     _train("multi-process without a coordinator", "--num-processes", "2", "--process-id", "0"),
+    _train("tensorboard directory empty", "track.tensorboard=''"),
+    _train("tensorboard a number", "track.tensorboard=3"),
+    _train("unknown wandb mode", "track.wandb.mode=sometimes"),
+    _train("wandb project with a slash", "track.wandb.project=me/runs"),
+    _train("unknown track key", "track.wandb.entity=me"),
 ]
 
 SWEEP_FILE = "sweep.yaml"
