@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,8 @@ def wandb_records(path: Path) -> list:
             pos += BLOCK - pos % BLOCK
             continue
         _, length, kind = HEADER.unpack_from(data, pos)
+        if pos + HEADER.size + length > len(data):  # still being written
+            break
         pieces += data[pos + HEADER.size : pos + HEADER.size + length]
         pos += HEADER.size + length
         if kind in (1, 4):
@@ -62,9 +65,16 @@ def wandb_records(path: Path) -> list:
     return records
 
 
-def wandb_runs(wandb_dir: Path) -> list[Path]:
-    """The offline W&B run files under `wandb_dir` (one per session of a resumed run), oldest first."""
-    return sorted(wandb_dir.glob("wandb/offline-run-*/run-*.wandb"))
+def wandb_runs(wandb_dir: Path, timeout: float = 30.0) -> list[Path]:
+    """The offline W&B run files under `wandb_dir` (one per session of a resumed run), oldest first, once
+    each is whole: W&B's service may still be writing one when `finish()` has returned."""
+    files = sorted(wandb_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    deadline = time.monotonic() + timeout
+    for path in files:
+        while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(path)):
+            assert time.monotonic() < deadline, f"{path} has no exit record after {timeout} s"
+            time.sleep(0.1)
+    return files
 
 
 def wandb_history(wandb_dir: Path) -> list[dict]:

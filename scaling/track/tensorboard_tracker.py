@@ -3,6 +3,7 @@ their metrics.jsonl column; the summary and tables become markdown text, figures
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ class TensorBoardTracker:
         from tensorboardX import SummaryWriter
 
         directory.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(logdir=str(directory))
+        # Event files are named by the second they open in: a resume within it would overwrite the last.
+        self.writer = SummaryWriter(logdir=str(directory), filename_suffix=f".{uuid.uuid4().hex[:8]}")
         self.step = 0
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:

@@ -13,21 +13,20 @@ from scaling.config_io import from_dict
 from scaling.errors import UserError
 from scaling.records import read_metrics
 from scaling.track import tracker
-from scaling.track.config import TrackConfig
+from scaling.track.config import TrackConfig, WandbConfig
 from scaling.train.loop import train
 from scaling.train.run_config import RunConfig
 from tests.helpers import tiny_run_config
 from tests.track_helpers import tensorboard_scalars, wandb_history, wandb_run_info, wandb_runs
 
-pytest.importorskip("tensorboardX", reason="tensorboardX is not installed (pip install 'scaling[track]')")
-pytest.importorskip("wandb", reason="wandb is not installed (pip install 'scaling[track]')")
-
 BOTH = {"tensorboard": True, "wandb": {"enabled": True, "project": "tests", "group": "g"}}
 RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", "train.log", "checkpoints", ".lock"}
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
+@pytest.fixture
+def trackers(monkeypatch):
+    for package in ("tensorboardX", "wandb"):
+        pytest.importorskip(package, reason=f"{package} is not installed (pip install 'scaling[track]')")
     monkeypatch.delenv("WANDB_DIR", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")  # never the network, whatever the config says
 
@@ -43,7 +42,7 @@ def _by_step(rows: list[dict], key: str) -> dict[int, float]:
     return {row["step"]: row[key] for row in rows if row.get(key) is not None}
 
 
-def test_tensorboard_and_offline_wandb_hold_every_logged_row(tmp_path, data_cache):
+def test_tensorboard_and_offline_wandb_hold_every_logged_row(tmp_path, data_cache, trackers):
     run = tmp_path / "run"
     summary = _train(data_cache, run, BOTH)
     rows = read_metrics(run / "metrics.jsonl")
@@ -66,7 +65,7 @@ def test_tensorboard_and_offline_wandb_hold_every_logged_row(tmp_path, data_cach
     assert info["summary"]["status"] == "completed"
 
 
-def test_off_writes_nothing_then_a_resume_logs_each_new_step_once(tmp_path, data_cache):
+def test_off_writes_nothing_then_a_resume_logs_each_new_step_once(tmp_path, data_cache, trackers):
     run = tmp_path / "run"
     _train(data_cache, run)  # tracking off
     assert {p.name for p in run.iterdir()} == RUN_FILES
@@ -91,7 +90,7 @@ def test_off_writes_nothing_then_a_resume_logs_each_new_step_once(tmp_path, data
     assert {h["_step"]: h["train_loss"] for h in history} == expected
 
 
-def test_a_diverged_run_closes_its_trackers_with_its_status(tmp_path, data_cache):
+def test_a_diverged_run_closes_its_trackers_with_its_status(tmp_path, data_cache, trackers):
     raw = tiny_run_config(data_cache, optim={"lr": 1e30, "warmup_steps": 0}, train={"steps": 4})
     raw["track"] = {"tensorboard": "../tb", "wandb": {"enabled": True}}
     diverged = train(from_dict(RunConfig, raw), tmp_path / "bad", progress=False)
@@ -102,9 +101,9 @@ def test_a_diverged_run_closes_its_trackers_with_its_status(tmp_path, data_cache
 
 
 def test_missing_package_is_one_line_naming_the_extra(monkeypatch):
-    real = tracker.importlib.util.find_spec
+    installed = {"tensorboardX"}  # and not wandb, whatever this machine has
     monkeypatch.setattr(
-        tracker.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name)
+        tracker.importlib.util, "find_spec", lambda name: object() if name in installed else None
     )
     cfg = from_dict(TrackConfig, {"wandb": {"enabled": True}})
     with pytest.raises(UserError, match=r"track.wandb.enabled needs the wandb package.*scaling\[track\]"):
@@ -113,7 +112,7 @@ def test_missing_package_is_one_line_naming_the_extra(monkeypatch):
 
 
 def test_a_branch_names_shared_directories_from_its_own_place():
-    cfg = TrackConfig(tensorboard="../tb", wandb=from_dict(TrackConfig, {"wandb": {"dir": "w"}}).wandb)
+    cfg = TrackConfig(tensorboard="../tb", wandb=WandbConfig(dir="w"))
     moved = cfg.relocated("../..")
     run, branch = Path("/r/run"), Path("/r/run/branches/step5")
     assert (branch / moved.tensorboard).resolve() == (run / cfg.tensorboard).resolve()
