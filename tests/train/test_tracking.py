@@ -65,6 +65,7 @@ def test_tensorboard_and_offline_wandb_hold_every_logged_row(tmp_path, data_cach
     assert info["summary"]["status"] == "completed"
 
 
+@pytest.mark.slow  # three sessions of a run
 def test_off_writes_nothing_then_a_resume_logs_each_new_step_once(tmp_path, data_cache, trackers):
     run = tmp_path / "run"
     _train(data_cache, run)  # tracking off
