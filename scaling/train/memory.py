@@ -23,8 +23,8 @@ from scaling.train.memory_estimate import (
     compiled_estimate,
     human_bytes,
     run_formula,
-    what_would_fit,
 )
+from scaling.train.memory_fit import what_would_fit
 from scaling.train.run_config import RunConfig
 from scaling.train.state import StateLayout
 from scaling.train.step import make_train_step

@@ -9,18 +9,14 @@ analysis (tests/train/test_train_memory.py): within 2x at the shapes tried there
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
 
-from scaling.errors import UserError
 from scaling.model.config import ModelConfig
-from scaling.model.sharding import PARAM_SPECS, MeshConfig, check_divisible
+from scaling.model.sharding import PARAM_SPECS
 from scaling.train.run_config import RunConfig
 
 Source = Literal["compiled", "formula"]
@@ -132,73 +128,30 @@ def run_formula(cfg: RunConfig, mesh_shape: dict[str, int], remat_saves: bool = 
     return formula_estimate(model, rows, mesh_shape["tensor"], params, 2 * params)
 
 
-def what_would_fit(
-    cfg: RunConfig,
-    mesh_shape: dict[str, int],
-    limit: int,
-    devices: int,
-    remat_saves: bool = True,
-    scale: float = 1.0,
-) -> str:
-    """The changes that bring the formula under `limit` bytes (shared by `devices` devices), each with its
-    figure: the fewest micro-batches that fit, the lightest remat that fits, all devices on fsdp; or, when
-    none does alone, what all of them together would still need. `scale` multiplies the formula's
-    activations (compiled over formula, where the run's step was compiled)."""
-
-    def needed(changed: RunConfig, shape: dict[str, int]) -> int:
-        e = run_formula(changed, shape, remat_saves)
-        return e.params + e.optimizer + e.gradients + math.ceil(scale * e.activations)
-
-    changes = list(_changes(cfg, mesh_shape, remat_saves))
-    fits: dict[str, str] = {}
-    for kind, label, changed, shape in changes:
-        total = needed(changed, shape)
-        if total * devices <= limit and kind not in fits:
-            fits[kind] = f"{label} would need {human_bytes(total)}"
-    if fits:
-        return "; or ".join(fits.values())
-    advice = "choose a smaller model (model.D, model.L) or a smaller train.batch_size"
-    if not changes:
-        return advice
-    strongest = {kind: (label, changed, shape) for kind, label, changed, shape in changes}
-    combined, shape = cfg, mesh_shape
-    for kind, (_, changed, new_shape) in strongest.items():
-        section = _SECTIONS[kind]
-        combined = dataclasses.replace(combined, **{section: getattr(changed, section)})
-        shape = new_shape if kind == "fsdp" else shape
-    labels = " ".join(label for label, _, _ in strongest.values())
-    total = needed(combined, shape)
-    return f"{advice}: even {labels} would need {human_bytes(total)}"
+# Memory of one device by kind, as in `mfu.PEAK_BF16_FLOPS` (substrings of the lower-cased kind, bytes,
+# name; first match wins). From the data sheets: TPU v4 32 GiB, v5e 16 GiB, v5p 95 GiB, v6e 32 GiB HBM
+# per chip (Cloud TPU system-architecture pages); A100 40 or 80 GB, H100 80 GB (NVL 94 GB), H200 141 GB.
+# On GPUs JAX takes 75% of it by default (XLA_PYTHON_CLIENT_MEM_FRACTION), which `device_memory` applies.
+DEVICE_MEMORY: tuple[tuple[tuple[str, ...], float, str], ...] = (
+    (("tpu v4",), 32 * 2**30, "TPU v4"),
+    (("tpu v5 lite",), 16 * 2**30, "TPU v5e"),
+    (("tpu v5e",), 16 * 2**30, "TPU v5e"),
+    (("tpu v5",), 95 * 2**30, "TPU v5p"),
+    (("tpu v6",), 32 * 2**30, "TPU v6e"),
+    (("a100", "80g"), 80e9, "A100 80GB"),
+    (("a100",), 40e9, "A100 40GB"),
+    (("h100", "nvl"), 94e9, "H100 NVL"),
+    (("h100",), 80e9, "H100"),
+    (("h200",), 141e9, "H200"),
+)
+GPU_MEMORY_FRACTION = 0.75
 
 
-_SECTIONS = {"micro": "train", "remat": "model", "fsdp": "mesh"}
-
-
-def _changes(
-    cfg: RunConfig, mesh_shape: dict[str, int], remat_saves: bool
-) -> Iterator[tuple[str, str, RunConfig, dict[str, int]]]:
-    """(kind, label, config, mesh shape) for each single change that lowers the estimate."""
-    batch, shards = cfg.train.batch_size, mesh_shape["data"] * mesh_shape["fsdp"]
-    micro = 2 * cfg.train.micro_batches
-    while batch % micro == 0 and (batch // micro) % shards == 0:
-        train = dataclasses.replace(cfg.train, micro_batches=micro)
-        yield "micro", f"train.micro_batches={micro}", dataclasses.replace(cfg, train=train), mesh_shape
-        micro *= 2
-    policies = ("none", "dots", "block")
-    for remat in policies[policies.index(cfg.model.remat) + 1 :] if remat_saves else ():
-        model = cfg.model.replace(remat=remat)
-        yield "remat", f"model.remat={remat}", dataclasses.replace(cfg, model=model), mesh_shape
-    if mesh_shape["data"] > 1 and _shardable(cfg.model, {**mesh_shape, "data": 1, "fsdp": shards}):
-        shape = {**mesh_shape, "data": 1, "fsdp": shards}
-        mesh = MeshConfig(data=1, fsdp=shards, tensor=mesh_shape["tensor"])
-        yield "fsdp", f"mesh.fsdp={shards} mesh.data=1", dataclasses.replace(cfg, mesh=mesh), shape
-
-
-def _shardable(model: ModelConfig, mesh_shape: dict[str, int]) -> bool:
-    mesh = SimpleNamespace(shape=mesh_shape)
-    try:
-        for key, shape in model.param_shapes().items():
-            check_divisible(key, shape, PARAM_SPECS[key], mesh)
-    except UserError:
-        return False
-    return True
+def device_memory(kind: str) -> tuple[int, str] | None:
+    """(bytes JAX may use on one device of this kind, its name), or None when not in the table."""
+    lowered = kind.lower()
+    for needles, value, name in DEVICE_MEMORY:
+        if all(n in lowered for n in needles):
+            fraction = 1.0 if name.startswith("TPU") else GPU_MEMORY_FRACTION
+            return int(value * fraction), name
+    return None
