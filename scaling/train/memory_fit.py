@@ -30,6 +30,7 @@ def what_would_fit(
     activations (compiled over formula, where the run's step was compiled). `keys` names the settings as
     the user sets them (a sweep sets micro-batches as recipe.micro_batches)."""
     names = {**TRAIN_KEYS, **(keys or {})}
+    per_device = " per device" if devices > 1 else ""
 
     def needed(changed: RunConfig, shape: dict[str, int]) -> int:
         e = run_formula(changed, shape, remat_saves)
@@ -40,7 +41,7 @@ def what_would_fit(
     for kind, label, changed, shape in changes:
         total = needed(changed, shape)
         if total * devices <= limit and kind not in fits:
-            fits[kind] = f"{label} would need {human_bytes(total)}"
+            fits[kind] = f"{label} would need {human_bytes(total)}{per_device}"
     if fits:
         return "; or ".join(fits.values())
     advice = f"choose a smaller model (model.D, model.L) or a smaller {names['batch']}"
@@ -54,7 +55,9 @@ def what_would_fit(
         shape = new_shape if kind == "fsdp" else shape
     labels = " ".join(label for label, _, _ in strongest.values())
     total = needed(combined, shape)
-    return f"{advice}: even {labels} would need {human_bytes(total)}"
+    if total * devices <= limit:
+        return f"{labels} together would need {human_bytes(total)}{per_device}"
+    return f"{advice}: even {labels} would need {human_bytes(total)}{per_device}"
 
 
 _SECTIONS = {"micro": "train", "remat": "model", "fsdp": "mesh"}

@@ -4,6 +4,7 @@ before it compiles the training loop or allocates the state."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 
@@ -16,7 +17,8 @@ from scaling.cli import main
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import MeshConfig, make_mesh, microbatch_sharding, replicated
 from scaling.train import loop, memory, progress
-from scaling.train.memory_estimate import activation_bytes, run_formula
+from scaling.train.memory_estimate import activation_bytes, human_bytes, run_formula
+from scaling.train.memory_fit import what_would_fit
 from scaling.train.optimizer import OptimConfig, make_optimizer
 from scaling.train.run_config import RunConfig, TrainConfig, load_run_config
 from scaling.train.state import init_state, make_layout
@@ -155,3 +157,20 @@ def test_a_run_near_the_limit_is_decided_by_its_compiled_step(tmp_path, capsys, 
     assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
     assert f"needs {compiled.describe()}" in err[0] and "train.micro_batches=" in err[0], err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_what_would_fit_names_each_change_that_fits_or_all_of_them_together():
+    cfg = RunConfig(model=ModelConfig(V=8192, T=256, D=256, L=4, H=4), train=TrainConfig(batch_size=64))
+    four, on_fsdp = {"data": 4, "fsdp": 1, "tensor": 1}, {"data": 1, "fsdp": 4, "tensor": 1}
+    fsdp = run_formula(dataclasses.replace(cfg, mesh=MeshConfig(data=1, fsdp=4)), on_fsdp)
+    micro = run_formula(dataclasses.replace(cfg, train=TrainConfig(batch_size=64, micro_batches=16)), four)
+    both = run_formula(
+        dataclasses.replace(cfg, train=TrainConfig(batch_size=64, micro_batches=16), mesh=MeshConfig(1, 4)),
+        on_fsdp,
+    )
+    assert both.total < min(fsdp.total, micro.total)
+    alone = what_would_fit(cfg, four, fsdp.total, 1, remat_saves=False)
+    assert "mesh.fsdp=4 mesh.data=1 would need" in alone and "remat" not in alone
+    together = what_would_fit(cfg, four, (both.total + min(fsdp.total, micro.total)) // 2, 1, False)
+    assert together.endswith(f"together would need {human_bytes(both.total)}"), together
+    assert what_would_fit(cfg, four, both.total // 2, 1, False).startswith("choose a smaller model")
