@@ -18,9 +18,11 @@ from scaling.sweep.collect import write_results
 from scaling.sweep.estimate import format_duration, run_throughput
 from scaling.sweep.launch import LocalLauncher, make_slots
 from scaling.sweep.ledger import Ledger
+from scaling.sweep.memory import memory_lines, memory_target, run_estimate
 from scaling.sweep.plan import PlannedRun, format_count, plan
 from scaling.sweep.spec import SweepSpec, load_sweep
 from scaling.sweep.status import RunState, format_table, run_state
+from scaling.train.memory_estimate import human_bytes
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,18 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
 
 
 def plan_table(sweep: Sweep, workers: int) -> str:
-    """The plan command's table: every known run with N, D, C, shape, steps, lr and estimated time."""
+    """The plan command's table: every known run with N, D, C, shape, steps, lr, estimated time and
+    memory per device, then a warning for each run that would not fit the target device."""
     from scaling.train.run_dir import RunDir
 
     runs = sweep.runs()
     summaries = [s for s in (RunDir(sweep.ledger.run_dir(r.name)).summary() for r in runs) if s is not None]
     throughput = run_throughput(sweep.spec.launch, workers, summaries)
-    header = f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8}"
+    launch = sweep.spec.launch
+    header = (
+        f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8} "
+        f"{'memory/dev':>10}"
+    )
     lines = [
         f"sweep {sweep.spec.name} (recipe {sweep.spec.recipe.name}): {len(runs)} runs in "
         f"{sweep.ledger.sweep_dir}",
@@ -113,7 +120,7 @@ def plan_table(sweep: Sweep, workers: int) -> str:
         lines.append(
             f"{run.name:<24} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
             f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
-            f"{format_duration(seconds):>8}{branch}"
+            f"{format_duration(seconds):>8} {human_bytes(run_estimate(run, launch).total):>10}{branch}"
         )
     lines += _pending_targets(sweep, throughput)
     total = sum(throughput.seconds(r.own_flops, r.config.model.flops_per_token) for r in runs)
@@ -126,6 +133,7 @@ def plan_table(sweep: Sweep, workers: int) -> str:
         f"Step time in all {format_duration(total)}, about {format_duration(total / workers)} of wall "
         f"time on {workers} worker(s), plus compilation, evaluation and checkpoints per run."
     )
+    lines += memory_lines(runs, launch, memory_target(launch, workers))
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ from scaling.records import RunSummary
 from scaling.track.tracker import Tracking, check_installed, open_tracker
 from scaling.train.branch import branch_ends, branch_steps, open_branch_store, start_from_stable
 from scaling.train.checkpoint import CheckpointStore
-from scaling.train.memory import check_state_fits, is_out_of_memory, out_of_memory
+from scaling.train.memory import check_run_fits, is_out_of_memory, log_estimate, out_of_memory
 from scaling.train.optimizer import make_optimizer
 from scaling.train.progress import restore_or_init, run_summary, save_branch_point
 from scaling.train.run_config import RunConfig
@@ -89,8 +89,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
         raise
 
 
-def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any]:
-    """Everything checked before the run directory is claimed: data, mesh, layout and its memory."""
+def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any, Any]:
+    """Everything checked before the run directory is claimed: data, mesh, layout and the memory of the
+    step (returned: the estimate, logged once the run has its log)."""
     check_installed(cfg.track)
     dataset = load_dataset(cfg.data, progress=progress)
     check_startup(stop)
@@ -98,19 +99,20 @@ def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, 
     _validate(cfg, dataset, mesh)
     tx = make_optimizer(cfg.optim)
     layout = make_layout(cfg.model, tx, mesh)
-    check_state_fits(cfg, layout)
-    return dataset, mesh, tx, layout
+    estimate = check_run_fits(cfg, layout, tx, mesh)
+    return dataset, mesh, tx, layout, estimate
 
 
 def _train(
     cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict, tracker: Tracking
 ) -> RunSummary:
     started = time.perf_counter()
-    dataset, mesh, tx, layout = _prepare(cfg, progress and is_main, stop)
+    dataset, mesh, tx, layout, estimate = _prepare(cfg, progress and is_main, stop)
     check_startup(stop)
     if is_main:
         run.claim(to_dict(cfg))  # before the log: a refused directory gets no train.log
         _setup_logging(run, verbose)
+        log_estimate(estimate)
     multihost_utils.sync_global_devices("run directory claimed")
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     branch_store = open_branch_store(cfg, run)
