@@ -40,7 +40,8 @@ class RunSummary:
     """A run's record. status: completed, diverged, interrupted or failed (a checkpoint or metrics write
     failed; only completed counts as done); params/tokens/flops: exact counts
     (flops = tokens x flops_per_token, flops_6nd the 6N cross-check); losses None until measured; the
-    *_seconds timings are this session's start-up costs (None when the session did not reach them)."""
+    *_seconds timings are this session's start-up costs (None when the session did not reach them);
+    epochs None in summaries written before it was recorded."""
 
     name: str
     status: str
@@ -67,6 +68,7 @@ class RunSummary:
     data_fingerprint: str
     devices: int
     processes: int
+    epochs: float | None = None  # tokens over the corpus's training tokens: > 1 means repeated data
 
     @property
     def completed(self) -> bool:
@@ -85,7 +87,7 @@ class RunSummary:
         missing = [
             k
             for k in names
-            if k not in data and k not in ("state_seconds", "compile_seconds", "startup_seconds")
+            if k not in data and k not in ("state_seconds", "compile_seconds", "startup_seconds", "epochs")
         ]
         if missing:
             raise UserError(f"{where} is not a summary written by `scaling train`: no {', '.join(missing)}")

@@ -29,7 +29,20 @@ COLUMNS = (
     "run_dir",
 )
 # After the fitter's columns: the grid point and the recipe's choices, for grouping and plots.
-EXTRA_COLUMNS = ("role", "budget", "target_params", "steps", "D", "L", "H", "T", "batch_size", "lr", "recipe")
+EXTRA_COLUMNS = (
+    "epochs",
+    "role",
+    "budget",
+    "target_params",
+    "steps",
+    "D",
+    "L",
+    "H",
+    "T",
+    "batch_size",
+    "lr",
+    "recipe",
+)
 TARGET_PREFIX = "target_"  # target runs (trained after the ladder, sized by its fit) are named so
 
 
@@ -54,6 +67,7 @@ def result_rows(runs: tuple[PlannedRun, ...], ledger: Ledger, recipe: str, relat
             "flops": summary.flops if summary else run.flops,
             "loss": summary.final_val_loss if summary else None,
             "final_train_loss": summary.final_train_loss if summary else None,
+            "epochs": summary.epochs if summary else None,
             "run_dir": os.path.relpath(ledger.run_dir(run.name), relative_to),
             "role": "target" if run.name.startswith(TARGET_PREFIX) else "ladder",
             "budget": run.budget,

@@ -28,7 +28,7 @@ from scaling.sweep.collect import TARGET_PREFIX as PREFIX
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import PlannedRun, base_model, format_count, format_sci, planned_run
 from scaling.sweep.spec import SweepSpec, Target
-from scaling.train.run_dir import atomic_write_text
+from scaling.train.run_dir import RunDir, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,24 @@ def read_choices(spec: SweepSpec, path: Path) -> list[TargetChoice]:
             f"{spec.targets.law} and {len(spec.targets.runs)}: delete {path} to choose again"
         )
     return choices
+
+
+def repeated_data(
+    ladder: tuple[PlannedRun, ...], chosen: tuple[PlannedRun, ...], ledger: Ledger
+) -> list[str]:
+    """A warning for each target that will see its corpus more than once: the ladder's fit knows only
+    fresh data. The corpus size comes from a finished ladder run's recorded epochs."""
+    summaries = (RunDir(ledger.run_dir(r.name)).summary() for r in ladder)
+    known = next((s for s in summaries if s is not None and s.epochs), None)
+    if known is None:
+        return []
+    corpus = known.tokens / known.epochs
+    return [
+        f"warning: {r.name} will train {r.tokens / corpus:.2f} epochs of the corpus ({corpus:,.0f} training "
+        "tokens); the ladder never repeated its data, so its prediction does not allow for repetition"
+        for r in chosen
+        if r.tokens > corpus
+    ]
 
 
 def target_runs(spec: SweepSpec, choices: list[TargetChoice]) -> tuple[PlannedRun, ...]:

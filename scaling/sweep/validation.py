@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +32,19 @@ CSV_COLUMNS = (
     "actual",
     "are",
     "inside",
+    "epochs",
 )
 
 
 @dataclass(frozen=True)
 class SweepValidation:
+    """Every law's validation, and how many passes over the corpus each target and the ladder made: the
+    laws are fitted on runs of fresh data, so a target that repeats its data is not the run they predict."""
+
     chooser: str  # the law that sized the targets
     results: tuple[LawValidation, ...]
+    epochs: dict[str, float | None] = field(default_factory=dict)  # per target
+    ladder_epochs: float | None = None  # the most any ladder run made
 
     def law(self, name: str) -> LawValidation:
         return next(r for r in self.results if r.law == name)
@@ -47,11 +53,12 @@ class SweepValidation:
         chosen = self.law(self.chooser)
         return {
             "law": self.chooser,
-            "targets": [_row(r) for r in chosen.rows],
+            "targets": [_row(r, self.epochs) for r in chosen.rows],
             "median_are": _finite(chosen.median_are),
             "coverage": _finite(chosen.coverage),
             "confidence": chosen.confidence,
-            "laws": {r.law: _law(r) for r in self.results},
+            "ladder_epochs": self.ladder_epochs,
+            "laws": {r.law: _law(r, self.epochs) for r in self.results},
         }
 
 
@@ -66,13 +73,25 @@ def run_validation(sweep: Sweep, n_boot: int = 1000, confidence: float = 0.8) ->
         )
     ladder, targets = sweep.tables(spec.targets.params)
     options = FitOptions(n_boot=n_boot, confidence=confidence, progress=False)
-    result = SweepValidation(spec.targets.law, validate(ladder, targets, VALIDATED_LAWS, options))
+    laws = validate(ladder, targets, VALIDATED_LAWS, options)
+    result = SweepValidation(spec.targets.law, laws, *_epochs(sweep))
     _write(sweep.ledger.sweep_dir, result)
     from scaling.fitting.validation_plot import plot_validation
 
     figure = plot_validation(ladder, targets, result.results, sweep.ledger.sweep_dir / "validation.png")
     track_validation(sweep, result, (CSV_COLUMNS, csv_rows(result)), figure, len(targets))
     return result
+
+
+def _epochs(sweep: Sweep) -> tuple[dict[str, float | None], float | None]:
+    """Each completed target's passes over the corpus, and the ladder's most (None where unrecorded)."""
+
+    def epochs(runs) -> dict[str, float | None]:
+        summaries = {r.name: run_state(r, sweep.ledger).summary for r in runs}
+        return {name: s.epochs for name, s in summaries.items() if s is not None and s.completed}
+
+    ladder = [e for e in epochs(sweep.ladder).values() if e is not None]
+    return epochs(sweep.target_runs()), max(ladder, default=None)
 
 
 def _write(folder: Path, result: SweepValidation) -> None:
@@ -93,7 +112,8 @@ def csv_rows(result: SweepValidation) -> list[tuple]:
             lower, upper = r.interval if r.interval else ("", "")
             inside = "" if r.inside is None else r.inside
             row = (law.law, r.name, r.compute, r.extrapolation, r.predicted, lower, upper, r.actual, r.are)
-            rows.append((*row, inside))
+            epochs = result.epochs.get(r.name)
+            rows.append((*row, inside, "" if epochs is None else epochs))
     return rows
 
 
@@ -101,7 +121,7 @@ def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _row(r) -> dict:
+def _row(r, epochs: dict[str, float | None]) -> dict:
     return {
         "law": r.law,
         "target": r.name,
@@ -112,17 +132,18 @@ def _row(r) -> dict:
         "actual": r.actual,
         "are": r.are,
         "inside": r.inside,
+        "epochs": epochs.get(r.name),
     }
 
 
-def _law(r: LawValidation) -> dict:
+def _law(r: LawValidation, epochs: dict[str, float | None]) -> dict:
     return {
         "median_are": _finite(r.median_are),
         "coverage": _finite(r.coverage),
         "identified": r.identified,
         "error": r.error,
         "unidentified": [] if r.fit is None else r.fit.diagnostics.get("unidentified", []),
-        "targets": [_row(row) for row in r.rows],
+        "targets": [_row(row, epochs) for row in r.rows],
     }
 
 
@@ -150,4 +171,18 @@ def format_validation(result: SweepValidation) -> str:
             f"  median ARE {law.median_are:.2%}; {law.coverage:.0%} of actual losses inside the "
             f"{law.confidence:.0%} intervals"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + repeated_data_notes(result))
+
+
+def repeated_data_notes(result: SweepValidation) -> list[str]:
+    """A line for each target that saw its corpus more than once when no ladder run did."""
+    if result.ladder_epochs is None or result.ladder_epochs > 1:
+        return []
+    return [
+        f"note: {name} trained {epochs:.2f} epochs of its corpus (ladder runs at most "
+        f"{result.ladder_epochs:.2f}); the laws were fitted on fresh data and do not model repetition, "
+        "so expect this target to fall short of its prediction (a larger corpus, or an explicit "
+        "{params, tokens} target within one epoch, tests the prediction itself)"
+        for name, epochs in result.epochs.items()
+        if epochs is not None and epochs > 1
+    ]

@@ -90,6 +90,8 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
     targets.load_or_choose(sweep.spec, sweep.ledger, sweep.ladder, sweep.results_path)
     chosen = sweep.target_runs()
     print(f"targets sized by the ladder's {sweep.spec.targets.law} fit ({targets.fit_path(sweep.ledger)}):")
+    for line in targets.repeated_data(sweep.ladder, chosen, sweep.ledger):
+        print(line, flush=True)
     states += phase(chosen)
     write_results(sweep.runs(), sweep.ledger, sweep.spec.recipe.name)
     return states

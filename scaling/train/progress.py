@@ -139,4 +139,5 @@ def run_summary(cfg, dataset, record: Progress, status: str, step: int, peak, ti
         data_fingerprint=dataset.fingerprint,
         devices=jax.device_count(),
         processes=jax.process_count(),
+        epochs=tokens / dataset.train.size,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -12,12 +13,14 @@ import pytest
 import yaml
 
 from scaling.cli import main
+from scaling.data import load_dataset
 from scaling.errors import UserError
 from scaling.sweep import targets
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import base_model, plan
 from scaling.sweep.spec import load_sweep
 from scaling.sweep.workflow import Sweep
+from scaling.train.run_config import load_run_config
 from tests.sweep.sweep_helpers import TINY_SWEEP, launcher, sweep_dict, write_sweep
 
 LAW = {"E": 1.5, "A": 60.0, "B": 300.0, "alpha": 0.5, "beta": 0.4}
@@ -159,6 +162,8 @@ def test_kill_during_targets_then_relaunch_equals_the_target_trained_alone(compi
     resumed = json.loads((target_dir / "summary.json").read_text())
     trained_alone = json.loads((alone / "summary.json").read_text())
     assert resumed["final_val_loss"] == trained_alone["final_val_loss"]
+    corpus = load_dataset(load_run_config(ledger.config_path(target_dir.name)).data).train.size
+    assert resumed["epochs"] == pytest.approx(resumed["tokens"] / corpus)
     rows = pd.read_csv(out / "results.csv")
     assert dict(zip(rows["name"], rows["role"], strict=True))[target_dir.name] == "target"
     _check_validate(sweep, out, resumed["final_val_loss"])
@@ -184,5 +189,43 @@ def _check_validate(sweep, out, actual: float) -> None:
         assert row["actual"] == actual
         assert row["are"] == pytest.approx(abs(row["predicted"] - actual) / actual)
         assert set(row) >= {"law", "compute", "extrapolation", "predicted", "interval", "actual", "are"}
+        assert row["epochs"] == json.loads((out / row["target"] / "summary.json").read_text())["epochs"]
     for name in ("validation.csv", "validation.json", "validation.png"):
         assert (out / name).exists()
+
+
+def test_targets_that_repeat_their_corpus_are_named_at_sizing_and_at_validation(tmp_path):
+    """A ladder run's recorded epochs give the corpus size; a target past one epoch is warned about when
+    sized and noted by validate, but only while no ladder run repeated its data."""
+    from scaling.fitting.validate import LawValidation
+    from scaling.records import RunSummary
+    from scaling.sweep.validation import SweepValidation, repeated_data_notes
+
+    _, ladder, _ = _sized_sweep(tmp_path, "isoflop")
+    ledger = Ledger(tmp_path / "sweep")
+    first = ladder[0]
+    corpus = first.tokens * 4  # the ladder run made a quarter of an epoch
+    fields = {f: 0 for f in RunSummary.__dataclass_fields__}
+    summary = RunSummary(**{**fields, "name": first.name, "status": "completed", "tokens": first.tokens})
+    summary = dataclasses.replace(summary, epochs=first.tokens / corpus, peak_flops_source="", encoding="")
+    run_dir = ledger.run_dir(first.name)
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(summary.to_json())
+    small, large = (dataclasses.replace(r, name=f"target_{i}") for i, r in enumerate((ladder[0], ladder[-1])))
+    large = dataclasses.replace(
+        large,
+        config=dataclasses.replace(
+            large.config,
+            train=dataclasses.replace(
+                large.config.train, steps=int(3 * corpus / large.config.tokens_per_step)
+            ),
+        ),
+    )
+    (warning,) = targets.repeated_data(ladder, (small, large), ledger)
+    assert warning.startswith(f"warning: target_1 will train {large.tokens / corpus:.2f} epochs")
+
+    laws = (LawValidation("compute", (), 0.8),)
+    result = SweepValidation("compute", laws, {"target_0": 0.5, "target_1": 3.45}, ladder_epochs=0.25)
+    (note,) = repeated_data_notes(result)
+    assert note.startswith("note: target_1 trained 3.45 epochs of its corpus (ladder runs at most 0.25)")
+    assert repeated_data_notes(dataclasses.replace(result, ladder_epochs=2.0)) == []
