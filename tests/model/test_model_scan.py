@@ -74,14 +74,19 @@ def test_scanned_model_stacks_the_unrolled_models_numbers() -> None:
 
 
 def test_counts_and_flops_do_not_depend_on_the_layout() -> None:
-    tokens_BxT1 = jnp.zeros((2, CFG.T + 1), jnp.int32)
-    flops = {}
+    """Same parameters and forward matmuls; the scanned backward also recomputes attention's two batched
+    dots (its `none` policy keeps only the weight matmuls' outputs), 4·T·D per token and layer more."""
+    B, T, D, L = 2, CFG.T, CFG.D, CFG.L
+    tokens_BxT1 = jnp.zeros((B, T + 1), jnp.int32)
+    forward, training = {}, {}
     for scan, (graphdef, params) in _both(CFG).items():
         assert sum(math.prod(x.shape) for x in jax.tree.leaves(params)) == CFG.params
         loss = lambda p, g=graphdef: loss_sum(g, p, tokens_BxT1, None)[0]  # noqa: E731
-        flops[scan] = total_flops(matmuls_of(jax.value_and_grad(loss), params))
-    assert flops[True] == flops[False]  # the scan's body counted L times
-    assert flops[True] / (2 * CFG.T) == pytest.approx(CFG.flops_per_token, rel=0.02)
+        forward[scan] = total_flops(matmuls_of(loss, params)) / (B * T)
+        training[scan] = total_flops(matmuls_of(jax.value_and_grad(loss), params)) / (B * T)
+    assert forward[True] == forward[False]  # the scan's body counted L times
+    assert forward[True] == pytest.approx(CFG.forward_flops_per_token, rel=0.02)
+    assert training[True] - training[False] == 4 * T * D * L
 
 
 @pytest.mark.parametrize(("remat", "dropout"), [("none", 0.0), ("block", 0.0), ("dots", 0.2)])
