@@ -3,7 +3,8 @@
 A small width (V=256, T=64, D=64, H=2, batch 8, float32, AdamW, 1 device) at depths L = 2, 8, 32, so the
 figures are about the number of blocks XLA sees, not the matmuls. Compile = tracing and lowering the jitted
 step plus XLA's compile, from a fresh process's caches (each program is new to it); step = the fastest of
-`--steps` timed steps after the compiled one. The target: scanned, L=32 compiles within 1.5x of L=2.
+`--steps` timed steps after the compiled one. One untimed L=1 program of each layout compiles first, so no
+row pays the process's one-time costs. The target: scanned, L=32 compiles within 1.5x of L=2.
 
     python benchmarks/bench_scan.py [--steps 5] [--write]
 
@@ -95,6 +96,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     machine = machine_line()
+    for scanned in (False, True):
+        bench(1, scanned, 1)  # warm-up: first-program costs of each layout
     rows = []
     for L in DEPTHS:
         for scanned in (False, True):
