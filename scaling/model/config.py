@@ -24,9 +24,10 @@ ComputeDtype = Literal["float32", "bfloat16"]
 Remat = Literal["none", "block", "dots"]
 AttentionImpl = Literal["xla", "cudnn"]
 
-# From this depth `scan_layers: null` scans the blocks. An unrolled step's compile time grows linearly with
-# L (about 0.1-0.2 s per block on CPU at any width), a scanned one's stays that of one block; below 8 the
-# saving is under a second or two and the unrolled step is no slower, so shallow models stay unrolled.
+# From this depth `scan_layers: null` scans the blocks. An unrolled step's compile time grows with L (at D=64
+# on CPU: 1.4 s at L=2, 3.6 s at L=8, 43 s at L=32), a scanned one's stays that of one block (about 2 s);
+# below 8 the saving is a second or two and the unrolled step is slightly faster (5.9 vs 7.2 ms at L=2),
+# so shallow models stay unrolled (benchmarks/bench_scan.py).
 SCAN_MIN_LAYERS = 8
 
 
