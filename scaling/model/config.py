@@ -24,6 +24,12 @@ ComputeDtype = Literal["float32", "bfloat16"]
 Remat = Literal["none", "block", "dots"]
 AttentionImpl = Literal["xla", "cudnn"]
 
+# From this depth `scan_layers: null` scans the blocks. An unrolled step's compile time grows with L (at D=64
+# on CPU: 1.4 s at L=2, 3.6 s at L=8, 43 s at L=32), a scanned one's stays that of one block (about 2 s);
+# below 8 the saving is a second or two and the unrolled step is slightly faster (5.9 vs 7.2 ms at L=2),
+# so shallow models stay unrolled (benchmarks/bench_scan.py).
+SCAN_MIN_LAYERS = 8
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -31,7 +37,9 @@ class ModelConfig:
 
     remat: what the backward pass recomputes instead of keeping (none; block: everything inside a block;
     dots: all but the matmul outputs). attention: xla (our einsum softmax, on every backend) or cudnn
-    (`jax.nn.dot_product_attention`'s fused GPU kernel). Neither changes what is computed.
+    (`jax.nn.dot_product_attention`'s fused GPU kernel). scan_layers: the blocks' parameters stacked on a
+    leading layer axis and applied by one `jax.lax.scan`, so compile time does not grow with L (null: from
+    SCAN_MIN_LAYERS layers; `scanned` is the resolved choice). None of the three changes what is computed.
     """
 
     V: int = 8192
@@ -48,6 +56,7 @@ class ModelConfig:
     init_std: float = 0.02
     remat: Remat = "none"
     attention: AttentionImpl = "xla"
+    scan_layers: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("V", "T", "D", "L", "H"):
@@ -69,6 +78,11 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.D // self.H
+
+    @property
+    def scanned(self) -> bool:
+        """Whether the blocks are stacked and scanned: `scan_layers`, or by depth when it is null."""
+        return self.L >= SCAN_MIN_LAYERS if self.scan_layers is None else self.scan_layers
 
     def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scaling.model.decoder import GPT, Block, sinusoidal_table
+from scaling.model.decoder import GPT, Block, run_blocks, sinusoidal_table
 
 
 class KVCache(NamedTuple):
@@ -55,12 +55,13 @@ def _attend(
     positions_P: jax.Array,
     start: jax.Array,
     cache: KVCache,
-    layer: int,
+    layer: jax.Array,
 ) -> tuple[jax.Array, KVCache]:
     """The block's attention for P new positions, through the model's own projections and attention;
     returns its output and the cache with the new keys and values written.
 
-    The write is a dynamic update of the stacked [L, ...] arrays, which XLA does in place in a loop carry.
+    The write is a dynamic update of the stacked [L, ...] arrays at `layer`, which XLA does in place in a
+    loop carry (the scan over a scanned model's layers carries the cache too).
     """
     q_BxPxHxK, k_BxPxHxK, v_BxPxHxK = block.attn.qkv(x_BxPxD, positions_P)
     at = (layer, 0, start, 0, 0)
@@ -83,9 +84,13 @@ def forward_cached(
     """
     start = jnp.asarray(start, jnp.int32)
     positions_P = start + jnp.arange(tokens_BxP.shape[1], dtype=jnp.int32)
-    x_BxPxD = _embed(model, tokens_BxP, start)
-    for layer, block in enumerate(model.blocks):
+
+    def layer_step(block: Block, carry: tuple[jax.Array, KVCache], layer: jax.Array):
+        x_BxPxD, cache = carry
         y_BxPxD, cache = _attend(block, block.ln1(x_BxPxD), positions_P, start, cache, layer)
         x_BxPxD = x_BxPxD + y_BxPxD
-        x_BxPxD = x_BxPxD + block.mlp(block.ln2(x_BxPxD))
+        return x_BxPxD + block.mlp(block.ln2(x_BxPxD)), cache
+
+    carry = (_embed(model, tokens_BxP, start), cache)
+    x_BxPxD, cache = run_blocks(model.blocks, layer_step, carry, jnp.arange(model.cfg.L))
     return model.logits(model.ln_f(x_BxPxD)), cache

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 AXES = ("data", "fsdp", "tensor")
 BATCH = ("data", "fsdp")
 
-# Parameters by path (joined with "/", layer index as "*"). One entry per tensor, named by shape.
+# Parameters by path (joined with "/", layer index as "*"). One entry per tensor, named by shape. A scanned
+# model's stacked block tensors (`blocks/attn/...`, see `table_spec`) take their entry with the leading
+# layer axis unsharded: each scan step reads one whole layer.
 PARAM_SPECS: Mapping[str, P] = {
     "wte/embedding_VxD": P("tensor", "fsdp"),
     "wpe/embedding_TxD": P(None, "fsdp"),
@@ -110,12 +112,22 @@ def param_key(path: tuple[Any, ...]) -> str:
     return "/".join(parts)
 
 
+def table_spec(key: str) -> P | None:
+    """The table's spec for a parameter key, or None; a stacked block tensor `blocks/REST` is the table's
+    `blocks/*/REST` with an unsharded layer axis in front."""
+    if key in PARAM_SPECS:
+        return PARAM_SPECS[key]
+    head, _, rest = key.partition("/")
+    layer = PARAM_SPECS.get(f"{head}/*/{rest}") if head == "blocks" else None
+    return None if layer is None else P(None, *layer)
+
+
 def param_spec(path: tuple[Any, ...]) -> P:
     key = param_key(path)
-    try:
-        return PARAM_SPECS[key]
-    except KeyError:
-        raise KeyError(f"parameter {key!r} has no entry in the sharding table PARAM_SPECS") from None
+    spec = table_spec(key)
+    if spec is None:
+        raise KeyError(f"parameter {key!r} has no entry in the sharding table PARAM_SPECS")
+    return spec
 
 
 def spec_for_shape(path: tuple[Any, ...], shape: tuple[int, ...], mesh: Mesh) -> P:

@@ -4,7 +4,9 @@ Saves are asynchronous. A failed write (a full disk) is found by `check_saved` a
 background write ends, and by `wait`, which the trainer calls before its summary: either raises
 `CheckpointWriteFailed`, orbax having kept the previous checkpoints. `close()` waits on the same manager
 that saved, so the final checkpoint is never lost at exit. Restores go through the abstract state of the
-*current* layout, so a run saved on 8 devices resumes on 1 and the reverse.
+*current* layout, so a run saved on 8 devices resumes on 1 and the reverse. Each checkpoint's metadata
+names the block layout its parameters hold (`layers`: scanned or unrolled, read off the saved tree); a
+restore reads that layout and converts to the current one, so `model.scan_layers` may change on resume.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 from scaling.errors import RunFailed, UserError
-from scaling.train.state import StateLayout
+from scaling.model.layers import Layers, layers_of
+from scaling.train.state import StateLayout, relaid
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,11 @@ class CheckpointStore:
         self.save_tree(step, {"params": params, "opt_state": opt_state}, meta)
 
     def save_tree(self, step: int, state: dict, meta: dict) -> None:
-        """Save any state tree that keeps the model under `params` (e.g. a fine-tuned model and its head)."""
+        """Save any state tree that keeps the model under `params` (e.g. a fine-tuned model and its head);
+        the metadata gains the parameters' block layout."""
         self.wait()
         self.saving = step
+        meta = {**meta, "layers": layers_of(state["params"])}
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         try:
             self.manager.save(step, args=args)
@@ -124,9 +129,16 @@ class CheckpointStore:
             raise self._unreadable(step, err) from None
         return dict(restored["meta"])
 
+    def saved_layers(self, step: int) -> Layers:
+        """The block layout checkpoint `step` holds; those written before scanned layers existed are
+        unrolled."""
+        return self.read_meta(step).get("layers", "unrolled")
+
     def restore(self, step: int, layout: StateLayout) -> tuple[Any, Any, dict]:
-        """Parameters and optimizer state at `step`, placed by `layout`'s shardings."""
-        abstract = {"params": layout.abstract_params, "opt_state": layout.abstract_opt_state}
+        """Parameters and optimizer state at `step`, in `layout`'s block layout and placed by its shardings
+        (read in the layout the checkpoint holds, then converted)."""
+        saved = layout.with_layers(self.saved_layers(step))
+        abstract = {"params": saved.abstract_params, "opt_state": saved.abstract_opt_state}
         try:
             restored = self.manager.restore(
                 step,
@@ -136,7 +148,8 @@ class CheckpointStore:
             )
         except Exception as err:
             raise self._unreadable(step, err) from None
-        state = restored["state"]
+        target = {"params": layout.abstract_params, "opt_state": layout.abstract_opt_state}
+        state = relaid(restored["state"], target)
         return state["params"], state["opt_state"], dict(restored["meta"])
 
     def _unreadable(self, step: int, err: Exception) -> UserError:

@@ -26,7 +26,7 @@ DROPPED_METRICS_FILE = "metrics.dropped.jsonl"
 
 # How a run is laid out on devices, not what it computes: a run may resume under another mesh or
 # micro-batching without being a different run.
-PLACEMENT_KEYS = ("mesh.", "train.micro_batches", "model.remat", "model.attention")
+PLACEMENT_KEYS = ("mesh.", "train.micro_batches", "model.remat", "model.attention", "model.scan_layers")
 # Where a run is reported, not what it computes: tracking may be turned on or moved for a resume.
 TRACKING_KEYS = ("track.",)
 

@@ -18,18 +18,29 @@ from jax.sharding import PartitionSpec as P
 
 from scaling.model.config import ModelConfig
 from scaling.model.decoder import GPT
-from scaling.model.sharding import PARAM_SPECS, param_key, state_shardings
+from scaling.model.layers import Layers, layers_of, relayout
+from scaling.model.sharding import param_key, state_shardings, table_spec
 
 
 @dataclass(frozen=True)
 class StateLayout:
-    """The static half of the training state: the model graph and every leaf's sharding."""
+    """The static half of the training state: the model graph and every leaf's sharding, and what they
+    were made from (so the same state can be laid out with the other block layout)."""
 
     graphdef: Any
     param_shardings: Any
     opt_shardings: Any
     abstract_params: Any
     abstract_opt_state: Any
+    model: ModelConfig
+    tx: optax.GradientTransformation
+    mesh: Mesh
+
+    def with_layers(self, layers: Layers) -> StateLayout:
+        """This state with the blocks scanned or unrolled (as a checkpoint may hold them)."""
+        if layers == layers_of(self.abstract_params):
+            return self
+        return make_layout(self.model.replace(scan_layers=layers == "scanned"), self.tx, self.mesh)
 
 
 def with_shardings(tree: Any, shardings: Any) -> Any:
@@ -44,11 +55,26 @@ def abstract_params(cfg: ModelConfig) -> tuple[Any, Any]:
     return graphdef, params
 
 
+def placed_params(cfg: ModelConfig, mesh: Mesh) -> tuple[Any, Any]:
+    """(graphdef, abstract parameters placed by the sharding table on `mesh`)."""
+    graphdef, shapes = abstract_params(cfg)
+    return graphdef, with_shardings(shapes, state_shardings(shapes, mesh))
+
+
+def relaid(tree: Any, target: Any) -> Any:
+    """`tree` (parameters, or any tree of the model's state) in the block layout of `target`, an abstract
+    tree whose leaves carry their shardings; `tree` itself when the layouts already agree."""
+    if layers_of(tree) == layers_of(target):
+        return tree
+    shardings = jax.tree.map(lambda leaf: leaf.sharding, target)
+    return jax.jit(lambda t: relayout(t, target), out_shardings=shardings)(tree)
+
+
 def _opt_leaf_spec(path: tuple[Any, ...], leaf: Any) -> P:
     """Optimizer moments mirror a parameter's path suffix and take its spec; counters are replicated."""
     parts = param_key(path).split("/")
     for start in range(len(parts)):
-        spec = PARAM_SPECS.get("/".join(parts[start:]))
+        spec = table_spec("/".join(parts[start:]))
         if spec is not None and len(leaf.shape) == len(spec):
             return spec
     return P()
@@ -63,7 +89,14 @@ def make_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh) 
         lambda path, leaf: NamedSharding(mesh, _opt_leaf_spec(path, leaf)), opt_state
     )
     return StateLayout(
-        graphdef, param_sh, opt_sh, with_shardings(params, param_sh), with_shardings(opt_state, opt_sh)
+        graphdef,
+        param_sh,
+        opt_sh,
+        with_shardings(params, param_sh),
+        with_shardings(opt_state, opt_sh),
+        cfg,
+        tx,
+        mesh,
     )
 
 

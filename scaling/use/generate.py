@@ -24,11 +24,11 @@ from scaling.errors import UserError
 from scaling.model.config import ModelConfig
 from scaling.model.decode import empty_cache, forward_cached
 from scaling.model.decoder import GPT
-from scaling.model.sharding import MeshConfig, make_mesh, state_shardings
+from scaling.model.sharding import MeshConfig, make_mesh
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir
-from scaling.train.state import abstract_params, with_shardings
+from scaling.train.state import placed_params, relaid
 from scaling.use.sampling import SamplingConfig, sample
 
 
@@ -48,10 +48,12 @@ class LoadedRun:
 
 
 def restore_params(store: CheckpointStore, step: int, cfg: ModelConfig) -> tuple[Any, Any]:
-    """(graphdef, params) at `step`, laid out by the sharding table on a mesh of the present devices."""
-    graphdef, shapes = abstract_params(cfg)
-    shardings = state_shardings(shapes, make_mesh(MeshConfig()))
-    return graphdef, store.restore_params(step, with_shardings(shapes, shardings))
+    """(graphdef, params) at `step` in `cfg`'s block layout (whichever the checkpoint holds), laid out by
+    the sharding table on a mesh of the present devices."""
+    mesh = make_mesh(MeshConfig())
+    graphdef, target = placed_params(cfg, mesh)
+    _, saved = placed_params(cfg.replace(scan_layers=store.saved_layers(step) == "scanned"), mesh)
+    return graphdef, relaid(store.restore_params(step, saved), target)
 
 
 def load_run(run_path: str | Path) -> LoadedRun:

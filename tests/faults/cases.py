@@ -71,6 +71,7 @@ TRAIN = [
     _train("branch ending before the first step", "optim.schedule=wsd", "train.branches=[0.001]"),
     _train("branches of a cosine run", "train.branches=[0.5]"),
     _train("unknown remat policy", "model.remat=everything"),
+    _train("scan_layers not a boolean", "model.scan_layers=sometimes"),
     _train("missing corpus file", "data.corpus=missing.txt"),
     _train("empty corpus file", "data.corpus=empty.txt", files={"empty.txt": ""}),
     _train("binary corpus file", "data.corpus=blob.txt", files={"blob.txt": bytes(range(256)) * 64}),
