@@ -172,11 +172,12 @@ def _run(members: list[Member], stop: dict, progress: bool) -> None:
     done = sum(member.start for member in members)
     bar = progress_bar(total=total, initial=done, disable=not progress, unit="step", desc="population")
     for i in range(min(m.start for m in members), max(m.cfg.train.steps for m in members)):
+        stopping = stop["stop"]  # every member stepping in this round sees it, and checkpoints
         due = [m for m in members if m.stepping and m.loop.step == i < m.cfg.train.steps]
         for member in due:
             _step(member, i)
         bar.update(len(due))
-        if stop["stop"]:
+        if stopping:
             break
     bar.close()
     for member in members:

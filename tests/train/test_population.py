@@ -1,10 +1,12 @@
 """A population trains each member bit for bit as the run trained alone (losses every step, final
 parameters), with different learning rates, seeds and lengths; a diverged member stops alone; a killed
-population resumes, each member from its own checkpoint, to the uninterrupted result."""
+population (stopped by SIGTERM, then killed) resumes, each member from its own checkpoint, to the
+uninterrupted result."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import jax
@@ -18,6 +20,7 @@ from tests.helpers import (
     run_scaling,
     start_scaling,
     tiny_run_config,
+    wait_for_checkpoint,
     write_config,
 )
 from tests.train.test_train_resume import losses
@@ -78,13 +81,21 @@ def test_diverged_member_is_marked_and_stops_alone(trained):
     assert "member wild: diverged" in (trained / "pop-a" / "train.log").read_text()
 
 
-def test_killed_population_resumes_to_the_uninterrupted_result(trained, tmp_path):
+def test_stopped_then_killed_population_resumes_to_the_uninterrupted_result(trained, tmp_path):
     configs = [str(trained / f"{name}.yaml") for name in ("a", "b")]
     outs = [tmp_path / "a", tmp_path / "b"]
-    proc = start_scaling("train-population", *configs, "--out", *map(str, outs), "--no-progress")
-    kill_at_checkpoint(proc, outs[0], 10)
-    assert not (outs[0] / "summary.json").exists()
-    run_scaling("train-population", *configs, "--out", *map(str, outs), "--no-progress")
+    command = ("train-population", *configs, "--out", *map(str, outs), "--no-progress")
+    proc = start_scaling(*command)
+    wait_for_checkpoint(proc, outs[0], 5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 1  # stopped in the loop: every member checkpointed where it stood
+    for out in outs:
+        summary = _summary(out)
+        assert summary["status"] == "interrupted"
+        assert finished_checkpoints(out)[-1] == summary["steps"]
+    proc = start_scaling(*command)
+    kill_at_checkpoint(proc, outs[0], 15)
+    run_scaling(*command)
     for name, out in zip(("a", "b"), outs, strict=True):
         assert losses(out) == losses(trained / f"solo-{name}")
         for got, want in zip(_final_params(out), _final_params(trained / f"solo-{name}"), strict=True):
