@@ -1,10 +1,11 @@
 """`train_population`: runs of one model shape trained in one process, each into its own run directory.
 
-Members share what a solo run builds once (data, mesh, layout, the compiled step and evaluation: one
-compile for all of them) and take their steps in turn, each through that compiled step. A member is so
-the run trained alone, bit for bit: stacking the members into one vmapped (or `lax.map`ped) program was
-measured first and is not (XLA fuses the optimizer update differently there; parameters part by ~1e-6
-after two steps on CPU float32), and on CPU it was slower than the steps one after another.
+Members share what a solo run builds once (data, mesh, layout, the initializer, the compiled step and
+evaluation: one compile for all of them) and take their steps in turn, each through that compiled step.
+A member is so the run trained alone, bit for bit: stacking the members into one vmapped (or
+`lax.map`ped) program was measured first and is not (XLA fuses the update differently there: parameters
+part by ~1e-6 within two steps on CPU float32), and on CPU it was no faster than the steps in turn
+(`benchmarks/bench_population.py`).
 
 Everything per member goes through the solo loop's own code: its rates, data order and initial state
 from its config, its checkpoints, metrics rows and summary, divergence (a diverged member stops, the
@@ -46,6 +47,7 @@ from scaling.train.runner import (
     loop_context,
     step_once,
 )
+from scaling.train.state import make_initializer
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,9 @@ def _train(members: list[Member], is_main: bool, progress: bool, verbose: bool, 
         for member in members:
             member.store = CheckpointStore(member.run.checkpoint_dir, member.cfg.train.keep_checkpoints)
             stores.callback(member.store.close)
+        init = make_initializer(members[0].cfg.model, tx, layout)
         for member in members:
-            _restore(member, layout, tx, dataset, is_main)
+            _restore(member, layout, tx, dataset, is_main, init)
         check_startup(stop)
         active = [member for member in members if member.summary is None]
         if active:
@@ -128,12 +131,12 @@ def _train(members: list[Member], is_main: bool, progress: bool, verbose: bool, 
     return summaries
 
 
-def _restore(member: Member, layout, tx, dataset, is_main: bool) -> None:
+def _restore(member: Member, layout, tx, dataset, is_main: bool, init) -> None:
     """The member's latest checkpoint (or a fresh state), its metrics cut back to it; a member already
     complete keeps its summary and trains no more."""
     state_start = time.perf_counter()
     cfg, run = member.cfg, member.run
-    params, opt_state, record, start = restore_or_init(member.store, layout, cfg, tx, dataset, run.path)
+    params, opt_state, record, start = restore_or_init(member.store, layout, cfg, tx, dataset, run.path, init)
     jax.block_until_ready(params)
     member.timings["state_seconds"] = time.perf_counter() - state_start
     if is_main:
