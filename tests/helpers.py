@@ -83,12 +83,17 @@ def finished_checkpoints(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
-def kill_at_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
-    """SIGKILL `proc` as soon as `run_dir` holds a checkpoint at or after `step`."""
+def wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
+    """Return as soon as `run_dir` holds a checkpoint at or after `step` (or `proc` has ended)."""
     deadline = time.monotonic() + 300
     while max(finished_checkpoints(run_dir), default=0) < step and proc.poll() is None:
         assert time.monotonic() < deadline, f"{run_dir} never reached step {step}"
         time.sleep(0.02)
+
+
+def kill_at_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
+    """SIGKILL `proc` as soon as `run_dir` holds a checkpoint at or after `step`."""
+    wait_for_checkpoint(proc, run_dir, step)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, f"{run_dir} finished before it could be killed"

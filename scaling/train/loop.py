@@ -89,7 +89,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
         raise
 
 
-def _prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any, Any]:
+def prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any, Any]:
     """Everything checked before the run directory is claimed: data, mesh, layout and the memory of the
     step (returned: the estimate, logged once the run has its log)."""
     check_installed(cfg.track)
@@ -107,11 +107,11 @@ def _train(
     cfg: RunConfig, run: RunDir, is_main: bool, progress: bool, verbose: bool, stop: dict, tracker: Tracking
 ) -> RunSummary:
     started = time.perf_counter()
-    dataset, mesh, tx, layout, estimate = _prepare(cfg, progress and is_main, stop)
+    dataset, mesh, tx, layout, estimate = prepare(cfg, progress and is_main, stop)
     check_startup(stop)
     if is_main:
         run.claim(to_dict(cfg))  # before the log: a refused directory gets no train.log
-        _setup_logging(run, verbose)
+        setup_logging(verbose, run)
         log_estimate(estimate)
     multihost_utils.sync_global_devices("run directory claimed")
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
@@ -151,14 +151,14 @@ def _train(
     record.wall_seconds += time.perf_counter() - started
     summary = run_summary(cfg, dataset, record, loop.status, loop.step, ctx.peak, timings)
     if is_main:
-        _write_summary(run, summary, loop.error)
+        write_summary(run, summary, loop.error)
         tracker.summary(dataclasses.asdict(summary))
     if loop.error:
         raise RunFailed(loop.error)
     return summary
 
 
-def _write_summary(run: RunDir, summary: RunSummary, error: str) -> None:
+def write_summary(run: RunDir, summary: RunSummary, error: str) -> None:
     """The summary, or (a full disk) `RunFailed` naming why it and any earlier failure were not saved."""
     try:
         run.write_summary(summary)
@@ -177,19 +177,21 @@ class _LogFile(logging.FileHandler):
         pass
 
 
-def _setup_logging(run: RunDir, verbose: bool) -> None:
+def setup_logging(verbose: bool, *runs: RunDir) -> None:
     """Everything at INFO into the run's train.log; the console gets warnings, or INFO when verbose.
     orbax logs through absl: its warnings and errors (each with a traceback) go to train.log only, the
     failure they report reaching the console as the trainer's one-line error."""
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    file_handler, absl_file = _LogFile(run.path / "train.log"), _LogFile(run.path / "train.log")
+    file_handlers = [_LogFile(run.path / "train.log") for run in runs]
+    absl_files = [_LogFile(run.path / "train.log") for run in runs]
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
-    absl_file.setLevel(logging.WARNING)
-    for handler in (file_handler, absl_file):
+    for handler in (*file_handlers, *absl_files):
         handler.setFormatter(formatter)
-    _route("scaling", logging.INFO, file_handler, console)
-    _route("absl", None, absl_file)
+    for handler in absl_files:
+        handler.setLevel(logging.WARNING)
+    _route("scaling", logging.INFO, *file_handlers, console)
+    _route("absl", None, *absl_files)
 
 
 def _route(name: str, level: int | None, *handlers: logging.Handler) -> None:

@@ -48,10 +48,12 @@ def check_resume_matches(meta: dict, dataset: TokenDataset, cfg: RunConfig, dire
         )
 
 
-def restore_or_init(store: CheckpointStore, layout: StateLayout, cfg: RunConfig, tx, dataset, path: Path):
+def restore_or_init(
+    store: CheckpointStore, layout: StateLayout, cfg: RunConfig, tx, dataset, path: Path, init=None
+):
     """The newest readable checkpoint's state and progress record, or a fresh state at step 0 when there
-    is no checkpoint. Unreadable newer checkpoints are set aside (one warning); when none is readable the
-    newest one's error stands and nothing is moved."""
+    is no checkpoint (from `init(seed)` when given, else `init_state`). Unreadable newer checkpoints are
+    set aside (one warning); when none is readable the newest one's error stands and nothing is moved."""
     corrupt: list[tuple[int, CorruptCheckpoint]] = []
     for step in reversed(store.all_steps()):
         try:
@@ -65,7 +67,10 @@ def restore_or_init(store: CheckpointStore, layout: StateLayout, cfg: RunConfig,
         return params, opt_state, Progress(**meta["progress"]), step
     if corrupt:
         raise corrupt[0][1]
-    params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
+    if init is None:
+        params, opt_state = init_state(cfg.model, tx, layout, cfg.train.seed)
+    else:
+        params, opt_state = init(cfg.train.seed)
     return params, opt_state, Progress(), 0
 
 

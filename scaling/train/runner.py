@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,34 +142,52 @@ def run_steps(ctx: LoopContext, loop: LoopState, timings: dict) -> None:
     run's final checkpoint exists. A checkpoint or metrics write that fails (a full disk) makes the run
     `failed` with `loop.error` saying why; the checkpoints before it are kept."""
     ctx.stop["looping"] = True  # SIGTERM now checkpoints instead of leaving at once
-    try:
+    with failures(loop):
         _steps(ctx, loop, timings)
-        ctx.store.wait()
-    except (RunFailed, OSError) as err:
-        loop.status = "failed"
-        loop.error = str(err) if isinstance(err, RunFailed) else f"cannot write {os_error_line(err)}"
+        finish_steps(ctx, loop)
     ctx.bar.close()
     if loop.status == "running":
         loop.status = "completed"
 
 
+@contextmanager
+def failures(loop: LoopState):
+    """A checkpoint or metrics write that fails inside makes the run `failed`, `loop.error` saying why."""
+    try:
+        yield
+    except (RunFailed, OSError) as err:
+        loop.status = "failed"
+        loop.error = str(err) if isinstance(err, RunFailed) else f"cannot write {os_error_line(err)}"
+
+
 def _steps(ctx: LoopContext, loop: LoopState, timings: dict) -> None:
-    """The steps; the one after the last one handled is flushed last. A failed asynchronous checkpoint
-    write is noticed at the first step after it ended."""
+    """The steps, until the end or one that ends the loop. A failed asynchronous checkpoint write is
+    noticed at the first step after it ended."""
     start = loop.step
     loop.tick = time.perf_counter()
     for i in range(start, ctx.cfg.train.steps):
-        metrics = ctx.step(loop, i)
-        ctx.store.check_saved()
-        if not _flush(ctx, loop):
+        if not step_once(ctx, loop, i, start == i, timings):
             break
-        loop.step = i + 1
-        if i == start:
-            jax.block_until_ready(metrics)
-            timings["startup_seconds"] = time.perf_counter() - ctx.started
-        if not _after_step(ctx, loop, metrics):
-            break
+
+
+def finish_steps(ctx: LoopContext, loop: LoopState) -> None:
+    """Handle the step still queued and await the last save, so a completed run's final checkpoint exists."""
     _flush(ctx, loop)
+    ctx.store.wait()
+
+
+def step_once(ctx: LoopContext, loop: LoopState, i: int, first: bool, timings: dict) -> bool:
+    """Take step `i` (the session's first when `first`) and handle the one before; False when the loop
+    must end (diverged, stopped)."""
+    metrics = ctx.step(loop, i)
+    ctx.store.check_saved()
+    if not _flush(ctx, loop):
+        return False
+    loop.step = i + 1
+    if first:
+        jax.block_until_ready(metrics)
+        timings["startup_seconds"] = time.perf_counter() - ctx.started
+    return _after_step(ctx, loop, metrics)
 
 
 def _after_step(ctx: LoopContext, loop: LoopState, metrics: dict) -> bool:

@@ -7,10 +7,12 @@ arrays, onto any mesh, through the abstract state built here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -104,9 +106,18 @@ def init_state(
     cfg: ModelConfig, tx: optax.GradientTransformation, layout: StateLayout, seed: int
 ) -> tuple[Any, Any]:
     """Parameters and optimizer state born sharded: jit's out_shardings place each shard on its device."""
+    return make_initializer(cfg, tx, layout)(seed)
 
-    def init() -> tuple[Any, Any]:
-        _, params = nnx.split(GPT(cfg, nnx.Rngs(seed)), nnx.Param)
+
+def make_initializer(
+    cfg: ModelConfig, tx: optax.GradientTransformation, layout: StateLayout
+) -> Callable[[int], tuple[Any, Any]]:
+    """`init(seed)` as `init_state`, compiled once for every seed: the seed's key enters as an argument,
+    not a constant, so a population's members (and the compilation cache) share one program."""
+
+    def init(key_data: jax.Array) -> tuple[Any, Any]:
+        _, params = nnx.split(GPT(cfg, nnx.Rngs(jax.random.wrap_key_data(key_data))), nnx.Param)
         return params, tx.init(params)
 
-    return jax.jit(init, out_shardings=(layout.param_shardings, layout.opt_shardings))()
+    jitted = jax.jit(init, out_shardings=(layout.param_shardings, layout.opt_shardings))
+    return lambda seed: jitted(np.asarray(jax.random.key_data(jax.random.key(seed))))

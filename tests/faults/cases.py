@@ -135,6 +135,57 @@ def _damage_first_run(work: Path, template: str, text: str) -> None:
     path.write_text(text)
 
 
+_NARROW_CFG = _yaml(tiny_run_config(Path("{cache}"), name="narrow", model={"D": 16}))
+_BRANCHED_CFG = _yaml(
+    tiny_run_config(Path("{cache}"), name="b", optim={"schedule": "wsd"}, train={"branches": [0.5]})
+)
+
+
+def _population(name: str, *argv: str, files: dict, needle: str = "") -> BadInput:
+    return BadInput(
+        "train-population",
+        name,
+        ("train-population", *argv, "--no-progress"),
+        {"run.yaml": TRAIN_CFG, **files},
+        needle=needle,
+    )
+
+
+TRAIN_POPULATION = [
+    _population(
+        "members of different shapes",
+        "run.yaml",
+        "narrow.yaml",
+        "--out",
+        "a",
+        "b",
+        files={"narrow.yaml": _NARROW_CFG},
+        needle="differ in model.D",
+    ),
+    _population(
+        "fewer --out than configs",
+        "run.yaml",
+        "narrow.yaml",
+        "--out",
+        "a",
+        files={"narrow.yaml": _NARROW_CFG},
+    ),
+    _population("one --out twice", "run.yaml", "run.yaml", "--out", "a", "./a", files={}),
+    _population(
+        "a member with branches", "run.yaml", "b.yaml", "--out", "a", "b", files={"b.yaml": _BRANCHED_CFG}
+    ),
+    _population(
+        "a member with tracking",
+        "run.yaml",
+        "t.yaml",
+        "--out",
+        "a",
+        "b",
+        files={"t.yaml": _yaml(tiny_run_config(Path("{cache}"), name="t", track={"tensorboard": True}))},
+        needle="asks for tracking",
+    ),
+]
+
 SWEEP = [
     BadInput("sweep plan", "sweep file missing", ("sweep", "plan", "missing.yaml")),
     BadInput("sweep plan", "sweep file not YAML", ("sweep", "plan", "s.yaml"), {"s.yaml": "grid: {\n"}),
@@ -313,4 +364,4 @@ USE = [
     BadInput("demo", "zero workers", ("demo", "--workers", "0", "--out", "out")),
 ]
 
-CASES = TRAIN + SWEEP + FIT + PREDICT + USE
+CASES = TRAIN + TRAIN_POPULATION + SWEEP + FIT + PREDICT + USE
