@@ -228,7 +228,8 @@ class LaunchConfig:
 
 @dataclass(frozen=True)
 class SlurmConfig:
-    """submitit parameters for `scaling sweep run --launcher slurm`: one array task per run."""
+    """submitit parameters for `scaling sweep run --launcher slurm`: one array task per run or population
+    (`launch.population`)."""
 
     partition: str = ""
     timeout_min: int = 60
