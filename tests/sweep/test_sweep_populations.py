@@ -17,8 +17,8 @@ from scaling.sweep.populations import populations
 from scaling.sweep.spec import load_sweep
 from tests.sweep.sweep_helpers import launcher, sweep_dict, write_sweep
 
-# Two shapes x two lengths (100 and 50 steps): two populations of two runs each.
-GRID = {"explicit": {"params": [3e3, 1.2e4], "tokens": [2.56e4, 1.28e4]}}
+# Two shapes x two lengths (300 and 100 steps): two populations of two runs each.
+GRID = {"explicit": {"params": [3e3, 1.2e4], "tokens": [7.68e4, 2.56e4]}}
 
 
 def _spec(population: int) -> dict:
@@ -30,6 +30,11 @@ def _spec(population: int) -> dict:
 def _curve(run_dir) -> list[tuple]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [(r["step"], r.get("train_loss"), r.get("grad_norm"), r.get("val_loss")) for r in rows]
+
+
+def _rows(run_dir) -> int:
+    path = run_dir / "metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def _sweep(tmp_path, compile_cache, population: int):
@@ -70,14 +75,15 @@ def test_launcher_stopped_mid_population_resumes_to_the_same_results(alone, comp
     runs = plan(load_sweep(sweep))
     proc = launcher(sweep, out, compile_cache)
     deadline = time.monotonic() + 300
-    while not any((out / run.name / "metrics.jsonl").exists() for run in runs):
+    while not any(_rows(out / run.name) for run in runs):  # stop it once a member has trained
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, output
     interrupted = {e["run"] for e in Ledger(out).events() if e["event"] == "interrupted"}
-    assert interrupted, output  # the population stopped with its members checkpointed
+    assert interrupted and any(_rows(out / name) for name in interrupted), output  # stopped while training
+    assert all(any((out / name / "checkpoints").iterdir()) for name in interrupted)  # each saved a step
     final = launcher(sweep, out, compile_cache)
     output, _ = final.communicate(timeout=600)
     assert final.returncode == 0, output
@@ -92,7 +98,9 @@ def test_plan_shows_each_population_and_its_members(tmp_path, capsys):
     assert main(["sweep", "plan", str(path), "--out", str(tmp_path / "out")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert " pop " in lines[1]
-    shown = {line.split(":")[0]: set(line.split(": ")[1].split(", ")) for line in lines if "population p" in line}
+    shown = {
+        line.split(":")[0]: set(line.split(": ")[1].split(", ")) for line in lines if "population p" in line
+    }
     shapes = {run.shape for run in runs}
     assert len(shown) == len(shapes) == 2
     for shape in shapes:
