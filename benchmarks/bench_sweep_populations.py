@@ -65,9 +65,9 @@ def run_sweep(spec: dict, work: Path) -> dict:
     }
 
 
-def report(sweep: str, quick: bool, ceiling: float, results: list[dict]) -> str:
+def report(sweep: str, quick: bool, machine: str, ceiling: float, results: list[dict]) -> str:
     lines = [
-        f"### `{sweep}`{' (--quick: first budget, 2 seeds)' if quick else ''}: {machine_line()}",
+        f"### `{sweep}`{' (--quick: first budget, 2 seeds)' if quick else ''}: {machine}",
         "",
         f"float32 2048x2048 matmul ceiling, measured in this run: {ceiling:.3g} FLOP/s.",
         "",
@@ -93,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = yaml.safe_load(args.sweep.read_text())
     cap = spec.get("launch", {}).get("population", 8)
+    machine = machine_line()
     ceiling = measure_matmul_flops()
     results = []
     for population in (1, cap):
@@ -100,7 +101,7 @@ def main() -> None:
             results.append(run_sweep(variant(spec, population, args.quick), Path(tmp)))
     sweep = args.sweep.resolve()
     name = str(sweep.relative_to(ROOT)) if sweep.is_relative_to(ROOT) else str(sweep)
-    text = report(name, args.quick, ceiling, results)
+    text = report(name, args.quick, machine, ceiling, results)
     print(text)
     print(json.dumps({"ceiling": ceiling, "results": results}, indent=1))
     if args.write:

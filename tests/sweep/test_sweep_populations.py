@@ -1,5 +1,6 @@
 """Sweeps trained as populations (`launch.population`): same results as every run alone, a stopped
-population resumes, the plan shows the grouping, and the grouping itself (a pure function)."""
+population resumes, the plan shows the grouping, the grouping itself (a pure function), and one SLURM
+array task per population."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from scaling.cli import main
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.plan import plan
 from scaling.sweep.populations import populations
+from scaling.sweep.slurm import submit
 from scaling.sweep.spec import load_sweep
+from scaling.sweep.status import run_state
 from tests.sweep.sweep_helpers import launcher, sweep_dict, write_sweep
 
 # Two shapes x two lengths (300 and 100 steps): two populations of two runs each.
@@ -127,3 +130,20 @@ def test_grouping_caps_populations_and_keeps_branches_alone(tmp_path):
     for run in branched:
         if run.branch_of:
             assert order.index(run.branch_of) < order.index(run.name)  # stable runs first
+
+
+def test_slurm_submits_one_array_task_per_population(compile_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(compile_cache))
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    spec = sweep_dict(grid={"explicit": {"params": [3e3], "tokens": [5120, 2560]}})
+    spec = load_sweep(write_sweep(tmp_path / "s.yaml", spec))
+    runs = plan(spec)
+    ledger = Ledger(tmp_path / "sweep")
+    jobs = submit(runs, ledger, spec.slurm, cluster="local", population=8)
+    assert [job.result() for job in jobs] == ["completed"]
+    assert {run_state(run, ledger).status for run in runs} == {"completed"}
+    events = ledger.events()
+    assert collections.Counter(e["run"] for e in events if e["event"] == "completed") == {
+        r.name: 1 for r in runs
+    }
+    assert submit(runs, ledger, spec.slurm, cluster="local", population=8) == []
