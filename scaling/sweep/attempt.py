@@ -111,6 +111,16 @@ def classify_exit(run: PlannedRun, code: int, summary: dict | None, log_tail: st
     return "failed", f"exit code {code}: {last_error_line(log_tail)}"
 
 
+def classify_member(
+    run: PlannedRun, code: int, summary: RunSummary | None, log_tail: str
+) -> tuple[Outcome, str]:
+    """`classify_exit` for a run trained alone or in a population: a member whose own summary says it
+    completed did, whatever the process's exit code (non-zero when another member did not complete)."""
+    if is_completed(run, summary):
+        return "completed", ""
+    return classify_exit(run, code, summary, log_tail)
+
+
 def last_error_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]

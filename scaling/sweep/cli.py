@@ -101,7 +101,14 @@ def _run_slurm(args: argparse.Namespace, sweep) -> int:
     runs = sweep.runs()
     if any(r.branch_of for r in runs):
         print("slurm: cooldown branches are submitted once their stable runs have completed; rerun then")
-    jobs = submit(runs, sweep.ledger, sweep.spec.slurm, retry_failed=args.retry_failed, cluster=args.cluster)
+    jobs = submit(
+        runs,
+        sweep.ledger,
+        sweep.spec.slurm,
+        retry_failed=args.retry_failed,
+        cluster=args.cluster,
+        population=sweep.spec.launch.population,
+    )
     if not jobs:
         print("nothing to submit: every run is completed (or failed/diverged; use --retry-failed)")
         return 0

@@ -5,6 +5,10 @@ Before any run of the sweep has finished, the throughput is the device peak (the
 `launch.assumed_mfu`. Once runs have finished, it is the median FLOP/s they measured (step time only:
 compilation, evaluation and checkpoints are not included), per model shape for the shapes that have
 finished runs (small models run far below the machine's peak, large ones closer to it).
+
+Start-up (imports, data loading, compilation, the first step) is paid once per worker process, which is
+once per population of runs (`scaling.sweep.populations`): the median measured by finished runs, else an
+assumed figure.
 """
 
 from __future__ import annotations
@@ -64,6 +68,27 @@ def run_throughput(launch: LaunchConfig, workers: int, summaries: list[RunSummar
     return Throughput(
         value, f"assumed MFU {launch.assumed_mfu:g} x peak {per_run:.3g} FLOP/s per run ({source})"
     )
+
+
+# Start-up of one `scaling train` process on a loaded 2-core CPU, before any run measured its own:
+# ladder runs spent 25-46 s (issue 11), tiny ones under 10 s.
+ASSUMED_STARTUP_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Startup:
+    """Seconds one worker process spends before its first step, and where the figure comes from."""
+
+    seconds: float
+    how: str
+
+
+def startup(summaries: list[RunSummary]) -> Startup:
+    measured = [s.startup_seconds for s in summaries if s.startup_seconds]
+    if not measured:
+        return Startup(ASSUMED_STARTUP_SECONDS, f"assumed {ASSUMED_STARTUP_SECONDS:.0f} s")
+    value = statistics.median(measured)
+    return Startup(value, f"{value:.0f} s, the median of {len(measured)} runs' measured start-up")
 
 
 def format_duration(seconds: float) -> str:

@@ -1,5 +1,6 @@
 """Local launcher: run a sweep's runs as `scaling train` subprocesses, several at once, each on its own
-CPU cores (or GPUs), until every run is completed, failed or diverged.
+CPU cores (or GPUs), until every run is completed, failed or diverged. Runs of one model shape go to one
+`scaling train-population` process (`populations`), which pays start-up and compilation once for them.
 
 Idempotent: completed runs are skipped, interrupted ones resume from their checkpoints (the trainer does
 that), failed and diverged ones are retried only with `retry_failed`. Runs claimed by another launcher
@@ -27,9 +28,10 @@ from tqdm import tqdm
 
 from scaling.console import progress_bar
 from scaling.errors import UserError
-from scaling.sweep.attempt import Decision, classify_exit, decide, finish, skip_branch
+from scaling.sweep.attempt import Decision, classify_member, decide, finish, skip_branch
 from scaling.sweep.ledger import Claim, Ledger
 from scaling.sweep.plan import PlannedRun
+from scaling.sweep.populations import Population, populations
 from scaling.sweep.spec import LaunchConfig
 from scaling.sweep.status import RunState, run_state
 from scaling.train.run_dir import RunDir
@@ -84,8 +86,9 @@ def _child_setup(cpus: tuple[int, ...] | None, parent: int) -> None:
 
 @dataclass
 class _Active:
-    run: PlannedRun
-    claim: Claim
+    """One worker process and the runs it trains (one, or a population's members), each under its claim."""
+
+    members: tuple[tuple[PlannedRun, Claim], ...]
     slot: Slot
     process: subprocess.Popen
     log: IO[bytes]
@@ -100,6 +103,7 @@ class LocalLauncher:
         ledger: Ledger,
         slots: list[Slot],
         *,
+        population: int = 1,
         retry_failed: bool = False,
         progress: bool = True,
         echo: Callable[[str], None] | None = None,
@@ -108,6 +112,7 @@ class LocalLauncher:
         self.runs = runs
         self.ledger = ledger
         self.slots = slots
+        self.population = population
         self.retry_failed = retry_failed
         self.progress = progress
         self.echo = echo or (lambda text: tqdm.write(text, file=sys.stderr))
@@ -122,7 +127,7 @@ class LocalLauncher:
         for run in self.runs:
             self.ledger.write_config(run.config)
         # Largest first: the long runs start early, so the workers finish close together.
-        queue = sorted(self.runs, key=lambda r: -r.flops)
+        queue = list(populations(self.runs, self.population))
         total = sum(r.own_flops for r in self.runs)
         bar = progress_bar(total=total, unit="FLOP", unit_scale=True, disable=not self.progress, desc="sweep")
         try:
@@ -139,23 +144,31 @@ class LocalLauncher:
             bar.close()
         return [run_state(run, self.ledger) for run in self.runs]
 
-    def _start_some(self, queue: list[PlannedRun]) -> list[PlannedRun]:
+    def _start_some(self, queue: list[Population]) -> list[Population]:
+        """Start what the free slots can take: each population's members this launcher can claim, in one
+        process; members held elsewhere stay queued (as a population of their own) to wait for."""
         waiting = []
-        for position, run in enumerate(queue):
+        for position, unit in enumerate(queue):
             free = [s for s in self.slots if s.index not in self.active]
             if not free:
                 return waiting + queue[position:]
-            decision = self._decide(run)
-            if decision.action == "wait":
-                waiting.append(run)
-                if run.name not in self.waited:
-                    self.waited.add(run.name)
-                    self.echo(f"wait {run.name}: {decision.reason}")
-            elif decision.action == "skip":
-                self._skipped(run, decision)
-            else:
-                assert decision.claim is not None
-                self._spawn(run, decision.claim, free[0])
+            starting, held = [], []
+            for run in unit.runs:
+                decision = self._decide(run)
+                if decision.action == "wait":
+                    held.append(run)
+                    if run.name not in self.waited:
+                        self.waited.add(run.name)
+                        self.echo(f"wait {run.name}: {decision.reason}")
+                elif decision.action == "skip":
+                    self._skipped(run, decision)
+                else:
+                    assert decision.claim is not None
+                    starting.append((run, decision.claim))
+            if held:
+                waiting.append(Population(tuple(held)))
+            if starting:
+                self._spawn(tuple(starting), free[0])
         return waiting
 
     def _decide(self, run: PlannedRun) -> Decision:
@@ -173,27 +186,34 @@ class LocalLauncher:
         if state.status != "completed":
             self.echo(f"skip {run.name}: {state.status} ({state.reason}); --retry-failed retries it")
 
-    def _spawn(self, run: PlannedRun, claim: Claim, slot: Slot) -> None:
-        log_path = self.ledger.log_path(run.name)
+    def _command(self, runs: tuple[PlannedRun, ...]) -> list[str]:
+        """`scaling train` for one run, `scaling train-population` for several."""
+        configs = [str(self.ledger.config_path(run.name)) for run in runs]
+        outs = [str(self.ledger.run_dir(run.name)) for run in runs]
+        if len(runs) > 1:
+            return [sys.executable, "-m", "scaling.cli", "train-population", *configs, "--out", *outs]
+        # The sweep plans a stable run's branches as runs of their own.
+        return [sys.executable, "-m", "scaling.cli", "train", *configs, "--out", *outs, "--no-branches"]
+
+    def _log(self, unit: Population) -> IO[bytes]:
+        """The worker's output file; a population's members' own logs name it."""
+        log_path = self.ledger.log_path(unit.name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = log_path.open("ab")
+        if len(unit.runs) > 1:
+            for run in unit.runs:
+                with self.ledger.log_path(run.name).open("a") as f:
+                    f.write(f"trained in population {unit.name} ({unit.shape}): output in {log_path}\n")
+        return log_path.open("ab")
+
+    def _spawn(self, members: tuple[tuple[PlannedRun, Claim], ...], slot: Slot) -> None:
+        unit = Population(tuple(run for run, _ in members))
+        log = self._log(unit)
         start = log.tell()
         env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
-        command = [
-            sys.executable,
-            "-m",
-            "scaling.cli",
-            "train",
-            str(self.ledger.config_path(run.name)),
-            "--out",
-            str(self.ledger.run_dir(run.name)),
-            "--no-progress",
-            "--no-branches",  # the sweep plans a stable run's branches as runs of their own
-        ]
         parent = os.getpid()
         try:
             process = subprocess.Popen(
-                command,
+                [*self._command(unit.runs), "--no-progress"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -202,11 +222,15 @@ class LocalLauncher:
             )
         except BaseException:
             log.close()
-            claim.release()
+            for _, claim in members:
+                claim.release()
             raise
-        self.active[slot.index] = _Active(run, claim, slot, process, log, start)
-        self.ledger.record(run.name, "started", slot=slot.describe(), child=process.pid)
-        self.echo(f"start {run.name} ({run.shape}, {run.steps} steps) on {slot.describe()}")
+        self.active[slot.index] = _Active(members, slot, process, log, start)
+        together = {"population": [run.name for run in unit.runs]} if len(unit.runs) > 1 else {}
+        where = f" in population {unit.name}" if together else ""
+        for run in unit.runs:
+            self.ledger.record(run.name, "started", slot=slot.describe(), child=process.pid, **together)
+            self.echo(f"start {run.name} ({run.shape}, {run.steps} steps) on {slot.describe()}{where}")
 
     def _reap(self, *, stopping: bool = False) -> None:
         for index, item in list(self.active.items()):
@@ -218,26 +242,33 @@ class LocalLauncher:
             with Path(item.log.name).open("rb") as f:
                 f.seek(item.log_start)
                 tail = f.read().decode(errors="replace")[-4000:]
-            summary = RunDir(self.ledger.run_dir(item.run.name)).summary()
-            outcome, reason = classify_exit(item.run, code, summary, tail)
-            if stopping and outcome == "failed":
-                outcome, reason = "interrupted", "launcher stopped"
             seconds = time.time() - item.started
-            finish(item.run, self.ledger, item.claim, outcome, reason, seconds=seconds)
-            if outcome == "busy":
-                continue
-            self.done[item.run.name] = outcome
-            loss = summary.final_val_loss if summary is not None else None
-            detail = f"loss {loss:.4f}" if outcome == "completed" and loss is not None else reason
-            self.echo(f"{outcome} {item.run.name}: {detail} ({seconds:.0f} s)")
+            for run, claim in item.members:
+                self._record(run, claim, code, tail, seconds, stopping)
+
+    def _record(
+        self, run: PlannedRun, claim: Claim, code: int, tail: str, seconds: float, stopping: bool
+    ) -> None:
+        """One run's outcome from its own summary (a population exits 0 only when every member completed)."""
+        summary = RunDir(self.ledger.run_dir(run.name)).summary()
+        outcome, reason = classify_member(run, code, summary, tail)
+        if stopping and outcome == "failed":
+            outcome, reason = "interrupted", "launcher stopped"
+        finish(run, self.ledger, claim, outcome, reason, seconds=seconds)
+        if outcome == "busy":
+            return
+        self.done[run.name] = outcome
+        loss = summary.final_val_loss if summary is not None else None
+        detail = f"loss {loss:.4f}" if outcome == "completed" and loss is not None else reason
+        self.echo(f"{outcome} {run.name}: {detail} ({seconds:.0f} s)")
 
     def _flops_done(self) -> float:
         flops = sum(run.own_flops for run in self.runs if self.done.get(run.name) == "completed")
-        for item in self.active.values():
-            rows = RunDir(self.ledger.run_dir(item.run.name)).metrics()
+        for run in (run for item in self.active.values() for run, _ in item.members):
+            rows = RunDir(self.ledger.run_dir(run.name)).metrics()
             if rows:  # a branch's rows start with its stable run's, up to its branch point
-                first = item.run.shared_steps
-                flops += item.run.own_flops * max(rows[-1]["step"] - first, 0) / (item.run.steps - first)
+                first = run.shared_steps
+                flops += run.own_flops * max(rows[-1]["step"] - first, 0) / (run.steps - first)
         return flops
 
     def _stop_all(self) -> None:

@@ -201,7 +201,9 @@ class LaunchConfig:
     simulated JAX devices. gpu: each worker gets `devices_per_run` GPUs through CUDA_VISIBLE_DEVICES.
     tpu: one worker using every chip of the host. `device_kind` (e.g. "H100", "TPU v5 lite") makes the plan
     use that device's data-sheet peak instead of measuring this machine; `assumed_mfu` is the efficiency the
-    estimate assumes until runs of this sweep have finished and measured their own.
+    estimate assumes until runs of this sweep have finished and measured their own. `population`: at most
+    this many runs of one model shape train in one worker process (`scaling train-population`: start-up,
+    data loading and compilation paid once for them all); 1 trains every run in its own process.
     """
 
     platform: Platform = "cpu"
@@ -209,10 +211,15 @@ class LaunchConfig:
     devices_per_run: int = 1
     device_kind: str = ""
     assumed_mfu: float = 0.3
+    population: int = 8
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.devices_per_run < 1:
             raise ValueError("launch.workers and launch.devices_per_run must be >= 1")
+        if self.population < 1:
+            raise ValueError(
+                f"launch.population must be >= 1 (1: every run in its own process), got {self.population}"
+            )
         if self.platform == "tpu" and self.workers != 1:
             raise ValueError("launch.workers must be 1 on tpu: one run uses every chip of the host")
         if not 0 < self.assumed_mfu <= 1:
@@ -221,7 +228,8 @@ class LaunchConfig:
 
 @dataclass(frozen=True)
 class SlurmConfig:
-    """submitit parameters for `scaling sweep run --launcher slurm`: one array task per run."""
+    """submitit parameters for `scaling sweep run --launcher slurm`: one array task per run or population
+    (`launch.population`)."""
 
     partition: str = ""
     timeout_min: int = 60

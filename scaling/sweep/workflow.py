@@ -15,11 +15,12 @@ from scaling.fitting import load_table
 from scaling.fitting.table import RunTable
 from scaling.sweep import targets
 from scaling.sweep.collect import write_results
-from scaling.sweep.estimate import format_duration, run_throughput
+from scaling.sweep.estimate import Startup, Throughput, format_duration, run_throughput, startup
 from scaling.sweep.launch import LocalLauncher, make_slots
 from scaling.sweep.ledger import Ledger
 from scaling.sweep.memory import memory_lines, memory_target, run_estimate
 from scaling.sweep.plan import PlannedRun, format_count, plan
+from scaling.sweep.populations import describe, labels, populations
 from scaling.sweep.spec import SweepSpec, load_sweep
 from scaling.sweep.status import RunState, format_table, run_state
 from scaling.train.memory_estimate import human_bytes
@@ -76,7 +77,15 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
     slots = make_slots(sweep.spec.launch, workers)
 
     def phase(runs: tuple[PlannedRun, ...]) -> list[RunState]:
-        states = LocalLauncher(runs, sweep.ledger, slots, retry_failed=retry_failed, progress=progress).run()
+        launcher = LocalLauncher(
+            runs,
+            sweep.ledger,
+            slots,
+            population=sweep.spec.launch.population,
+            retry_failed=retry_failed,
+            progress=progress,
+        )
+        states = launcher.run()
         print(format_table(states, list(runs)), flush=True)
         return states
 
@@ -98,17 +107,21 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
 
 
 def plan_table(sweep: Sweep, workers: int) -> str:
-    """The plan command's table: every known run with N, D, C, shape, steps, lr, estimated time and
-    memory per device, then a warning for each run that would not fit the target device."""
+    """The plan command's table: every known run with N, D, C, shape, steps, lr, estimated time, its
+    population and memory per device; then the populations, the totals, and a warning for each run that
+    would not fit the target device."""
     from scaling.train.run_dir import RunDir
 
     runs = sweep.runs()
     summaries = [s for s in (RunDir(sweep.ledger.run_dir(r.name)).summary() for r in runs) if s is not None]
     throughput = run_throughput(sweep.spec.launch, workers, summaries)
     launch = sweep.spec.launch
+    cap = launch.population
+    units = (*populations(sweep.ladder, cap), *populations(sweep.target_runs(), cap))
+    label = labels(units)
     header = (
         f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8} "
-        f"{'memory/dev':>10}"
+        f"{'pop':>4} {'memory/dev':>10}"
     )
     lines = [
         f"sweep {sweep.spec.name} (recipe {sweep.spec.recipe.name}): {len(runs)} runs in "
@@ -122,21 +135,29 @@ def plan_table(sweep: Sweep, workers: int) -> str:
         lines.append(
             f"{run.name:<24} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
             f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
-            f"{format_duration(seconds):>8} {human_bytes(run_estimate(run, launch).total):>10}{branch}"
+            f"{format_duration(seconds):>8} {label.get(run.name, '-'):>4} "
+            f"{human_bytes(run_estimate(run, launch).total):>10}{branch}"
         )
     lines += _pending_targets(sweep, throughput)
-    total = sum(throughput.seconds(r.own_flops, r.config.model.flops_per_token) for r in runs)
-    total += _pending_seconds(sweep, throughput)
-    lines.append(
-        f"N: non-embedding parameters; D: tokens; C: exact training FLOPs of the run's whole schedule "
-        f"({_compute_line(runs)}). Estimated time = the run's own FLOPs / throughput, {throughput.how}."
-    )
-    lines.append(
-        f"Step time in all {format_duration(total)}, about {format_duration(total / workers)} of wall "
-        f"time on {workers} worker(s), plus compilation, evaluation and checkpoints per run."
-    )
+    lines += describe(units, cap)
+    lines += _total_lines(sweep, throughput, startup(summaries), len(units) + len(_pending(sweep)), workers)
     lines += memory_lines(runs, launch, memory_target(launch, workers))
     return "\n".join(lines)
+
+
+def _total_lines(sweep: Sweep, throughput: Throughput, start: Startup, processes: int, workers: int):
+    """What C means, and the time estimate: step time plus one start-up per worker process."""
+    runs = sweep.runs()
+    steps = sum(throughput.seconds(r.own_flops, r.config.model.flops_per_token) for r in runs)
+    steps += _pending_seconds(sweep, throughput)
+    total = steps + start.seconds * processes
+    return [
+        f"N: non-embedding parameters; D: tokens; C: exact training FLOPs of the run's whole schedule "
+        f"({_compute_line(runs)}). Estimated time = the run's own FLOPs / throughput, {throughput.how}.",
+        f"Step time in all {format_duration(steps)}, plus start-up ({start.how}) x {processes} worker "
+        f"processes: {format_duration(total)}, about {format_duration(total / workers)} of wall time on "
+        f"{workers} worker(s), plus evaluation and checkpoints.",
+    ]
 
 
 def _compute_line(runs: tuple[PlannedRun, ...]) -> str:

@@ -197,6 +197,8 @@ SWEEP = [
     _sweep("empty grid", {**TINY_SWEEP, "grid": {}}),
     _sweep("unknown base key", _sweep_with(base__bogus={"x": 1})),
     _sweep("zero workers", TINY_SWEEP, "--workers", "0"),
+    _sweep("population of zero runs", _sweep_with(launch__population=0), needle="launch.population"),
+    _sweep("population not a number", _sweep_with(launch__population="many"), verb="run"),
     _sweep("negative workers", TINY_SWEEP, "--workers", "-1", verb="run"),
     _sweep("unknown target law", {**_TARGETS, "targets": {"law": "magic", "runs": [{"flops": 1e12}]}}),
     _sweep("target budget zero", {**_TARGETS, "targets": {"law": "chinchilla", "runs": [{"flops": 0}]}}),
