@@ -28,12 +28,13 @@ from report import machine_line, write_section
 from scaling.train.mfu import measure_matmul_flops
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## Sweep populations (issue 11)"
+SECTION = "## Sweep populations (issue 11)"  # one section per sweep file
 
 
 def variant(spec: dict, population: int, quick: bool) -> dict:
     spec = copy.deepcopy(spec)
     spec.setdefault("launch", {})["population"] = population
+    spec.pop("targets", None)  # the ladder's throughput; a sweep's targets are single long runs
     if quick:
         spec["grid"]["isoflop"] = spec["grid"]["isoflop"][:1]
         spec["recipe"]["seeds"] = 2
@@ -105,7 +106,7 @@ def main() -> None:
     print(text)
     print(json.dumps({"ceiling": ceiling, "results": results}, indent=1))
     if args.write:
-        write_section(SECTION, text)
+        write_section(f"{SECTION}: `{args.sweep.stem}`", text)
 
 
 if __name__ == "__main__":
