@@ -271,16 +271,19 @@ class GPT(nnx.Module):
         x_BxTxD = run_blocks(self.blocks, layer, x_BxTxD, layer_keys, cfg.remat)
         return self.ln_f(x_BxTxD)
 
+    def unembedding_VxD(self, dtype: jnp.dtype) -> jax.Array:
+        """The [V, D] matrix the logits are formed against: the token table when tied, else the
+        unembedding kernel transposed."""
+        if self.cfg.tie_embeddings:
+            return self.wte.table.astype(dtype)
+        return self.unembed.kernel_DxV[...].astype(dtype).T
+
     def logits(self, h_BxTxD: jax.Array) -> jax.Array:
         """Float32 logits: the unembedding accumulates in float32 whatever the compute dtype."""
         B, T, D = h_BxTxD.shape
         h_NxD = h_BxTxD.reshape(B * T, D)  # 2-D matmul: see Attention
-        if self.cfg.tie_embeddings:
-            w_VxD = self.wte.table.astype(h_BxTxD.dtype)
-            out_NxV = jnp.einsum("nd,vd->nv", h_NxD, w_VxD, preferred_element_type=jnp.float32)
-        else:
-            w_DxV = self.unembed.kernel_DxV[...].astype(h_BxTxD.dtype)
-            out_NxV = jnp.einsum("nd,dv->nv", h_NxD, w_DxV, preferred_element_type=jnp.float32)
+        w_VxD = self.unembedding_VxD(h_BxTxD.dtype)
+        out_NxV = jnp.einsum("nd,vd->nv", h_NxD, w_VxD, preferred_element_type=jnp.float32)
         return constrain(out_NxV.reshape(B, T, -1), "logits_BxTxV")
 
     def __call__(self, tokens_BxT: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
