@@ -59,6 +59,18 @@ def apply_rope(x_BxTxHxK: jax.Array, positions_T: jax.Array, base: float) -> jax
     return rotated.astype(x_BxTxHxK.dtype)
 
 
+@jax.custom_vjp
+def keep_cotangent_layout(x: jax.Array) -> jax.Array:
+    """Identity whose cotangent passes an optimization barrier, so XLA cannot fold a transpose applied
+    after it into the dot that produced it. XLA:CPU's weight-gradient dot that contracts over the B*T rows
+    runs about 2x faster into a [small, large] result than into [large, small]: `x` = w_FxD.T makes the
+    gradient come out as [D, F], then transposed."""
+    return x
+
+
+keep_cotangent_layout.defvjp(lambda x: (x, None), lambda _, g: (jax.lax.optimization_barrier(g),))
+
+
 def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
     if rate == 0.0 or key is None:
         return x
@@ -154,7 +166,8 @@ class MLP(nnx.Module):
         h_NxF = x_NxD @ self.fc_kernel_DxF[...].astype(dtype) + self.fc_bias_F[...].astype(dtype)
         h_BxTxF = constrain(jax.nn.gelu(h_NxF, approximate=True).reshape(B, T, -1), "hidden_BxTxF")
         h_NxF = h_BxTxF.reshape(B * T, -1)
-        y_NxD = h_NxF @ self.proj_kernel_FxD[...].astype(dtype) + self.proj_bias_D[...].astype(dtype)
+        w_DxF = keep_cotangent_layout(self.proj_kernel_FxD[...].astype(dtype).T)
+        y_NxD = jnp.einsum("nf,df->nd", h_NxF, w_DxF) + self.proj_bias_D[...].astype(dtype)
         return y_NxD.reshape(B, T, D)
 
 
