@@ -46,6 +46,7 @@ from torch import nn
 
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import MeshConfig, make_mesh, microbatch_sharding
+from scaling.train.host_memory import keep_freed_memory
 from scaling.train.mfu import best_seconds, measure_matmul_flops
 from scaling.train.optimizer import OptimConfig, make_optimizer
 from scaling.train.state import init_state, make_layout
@@ -270,7 +271,11 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="*", help="only these D (default: all)")
     parser.add_argument("--sdpa", action="store_true", help="twin attention through torch's fused SDPA")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--system-malloc", action="store_true", help="leave glibc's malloc as it is (see host_memory)"
+    )
     args = parser.parse_args()
+    malloc = "glibc defaults" if args.system_malloc or not keep_freed_memory() else "kept (host_memory)"
     torch.set_num_threads(THREADS)
     machine = machine_line()
     rows, adamw = [], ""
@@ -285,7 +290,7 @@ def main() -> None:
             flush=True,
         )
         rows.append(row)
-    text = table(rows, args, adamw, machine)
+    text = table(rows, args, adamw, f"{machine}; malloc {malloc}, for both frameworks (one process)")
     print(text)
     if args.write:
         write_section(SECTION, text)
