@@ -17,7 +17,11 @@ gives medians per framework. Threads: both frameworks use the cores of the proce
 under taskset; torch.set_num_threads and OMP_NUM_THREADS are set to that count, XLA sizes its pool from the
 mask (pass XLA_FLAGS=--xla_cpu_multi_thread_eigen=false on one core to say so explicitly).
 
-    taskset -c 1 python benchmarks/bench_peer.py [--rounds 5] [--steps 3] [--sdpa] [--write]
+Memory: like `scaling train`, the process first calls `keep_freed_memory` (scaling.train.host_memory), so
+glibc reuses freed blocks instead of page-faulting fresh ones each step; the setting is process-wide, so the
+twin gets it too (`--system-malloc` leaves glibc's defaults, for both).
+
+    taskset -c 1 python benchmarks/bench_peer.py [--rounds 5] [--steps 3] [--sdpa] [--system-malloc] [--write]
 
 torch is the `peer` extra (pip install -e ".[peer]"); the library and the tests never import it.
 """

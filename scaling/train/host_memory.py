@@ -4,8 +4,9 @@ XLA:CPU allocates a step's temporaries (hundreds of MB at V=8192: the logits, th
 gradient, attention scores) with malloc on every execution and frees them after. glibc serves blocks that
 large from fresh mmaps, or from per-thread arenas it trims, so each step touched ~560 MB of new pages: 143k
 page faults, ~30% of a D=64 step on one core. One arena that never maps nor trims reuses the same pages
-every step, at the cost of the process keeping its peak heap until it exits (the step's peak is needed
-again next step anyway).
+every step, at the cost of the process keeping its peak heap until it exits: the trainer's step (dispatched
+while the last one still runs) settled at two copies of its temporaries, host RSS 1.6 GB against 1.1 GB
+with glibc's defaults at D=64, V=8192, batch 16, then faulted no more.
 """
 
 from __future__ import annotations
