@@ -17,7 +17,11 @@ gives medians per framework. Threads: both frameworks use the cores of the proce
 under taskset; torch.set_num_threads and OMP_NUM_THREADS are set to that count, XLA sizes its pool from the
 mask (pass XLA_FLAGS=--xla_cpu_multi_thread_eigen=false on one core to say so explicitly).
 
-    taskset -c 1 python benchmarks/bench_peer.py [--rounds 5] [--steps 3] [--sdpa] [--write]
+Memory: like `scaling train`, the process first calls `keep_freed_memory` (scaling.train.host_memory), so
+glibc reuses freed blocks instead of page-faulting fresh ones each step; the setting is process-wide, so the
+twin gets it too (`--system-malloc` leaves glibc's defaults, for both).
+
+    taskset -c 1 python benchmarks/bench_peer.py [--rounds 5] [--steps 3] [--sdpa] [--system-malloc] [--write]
 
 torch is the `peer` extra (pip install -e ".[peer]"); the library and the tests never import it.
 """
@@ -46,6 +50,7 @@ from torch import nn
 
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import MeshConfig, make_mesh, microbatch_sharding
+from scaling.train.host_memory import keep_freed_memory
 from scaling.train.mfu import best_seconds, measure_matmul_flops
 from scaling.train.optimizer import OptimConfig, make_optimizer
 from scaling.train.state import init_state, make_layout
@@ -270,7 +275,11 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="*", help="only these D (default: all)")
     parser.add_argument("--sdpa", action="store_true", help="twin attention through torch's fused SDPA")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--system-malloc", action="store_true", help="leave glibc's malloc as it is (see host_memory)"
+    )
     args = parser.parse_args()
+    malloc = "glibc defaults" if args.system_malloc or not keep_freed_memory() else "kept (host_memory)"
     torch.set_num_threads(THREADS)
     machine = machine_line()
     rows, adamw = [], ""
@@ -285,7 +294,7 @@ def main() -> None:
             flush=True,
         )
         rows.append(row)
-    text = table(rows, args, adamw, machine)
+    text = table(rows, args, adamw, f"{machine}; malloc {malloc}, for both frameworks (one process)")
     print(text)
     if args.write:
         write_section(SECTION, text)

@@ -13,6 +13,7 @@ import threading
 
 from scaling import stops
 from scaling.errors import UserError
+from scaling.train.host_memory import keep_freed_memory
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with `set_defaults(func=...)`.
 _COMMAND_MODULES = (
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # First thing: a Ctrl-C or SIGTERM while the command modules import is one line too.
     restore = stops.install() if threading.current_thread() is threading.main_thread() else None
+    keep_freed_memory()  # before JAX starts its CPU client: see scaling.train.host_memory
     try:
         return _run(argv)
     except KeyboardInterrupt as err:

@@ -12,14 +12,14 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from scaling.model.sharding import microbatch_sharding, replicated
-from scaling.train.loss import cross_entropy_sum
+from scaling.train.loss import unembedded_cross_entropy_sum
 from scaling.train.state import StateLayout
 
 
 def loss_sum(graphdef: Any, params: Any, tokens_BxT1: jax.Array, dropout_key: jax.Array | None):
     model = nnx.merge(graphdef, params)
-    logits_BxTxV = model(tokens_BxT1[:, :-1], dropout_key)
-    return cross_entropy_sum(logits_BxTxV, tokens_BxT1[:, 1:])
+    h_BxTxD = model.hidden(tokens_BxT1[:, :-1], dropout_key)
+    return unembedded_cross_entropy_sum(h_BxTxD, model.unembedding_VxD(h_BxTxD.dtype), tokens_BxT1[:, 1:])
 
 
 LossFn = Callable[[Any, Any, "jax.Array | None"], tuple[jax.Array, jax.Array, dict]]
