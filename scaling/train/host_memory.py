@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -25,8 +26,11 @@ def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep and reuse freed memory: one arena, no mmap for large blocks, no trim.
 
     Call it before JAX starts its CPU client, whose threads would otherwise take arenas of their own. A
-    no-op returning False where the C library has no `mallopt` (not glibc) or refuses a setting.
+    no-op returning False where the C library has no `mallopt` (not glibc) or refuses a setting, or where
+    `SCALING_SYSTEM_MALLOC=1` asks for glibc's defaults (a host that must hand memory back between steps).
     """
+    if os.environ.get("SCALING_SYSTEM_MALLOC") == "1":
+        return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:
