@@ -28,7 +28,8 @@ COLUMNS = (
     "final_train_loss",
     "run_dir",
 )
-# After the fitter's columns: the grid point and the recipe's choices, for grouping and plots.
+# After the fitter's columns: passes over the corpus, then the grid point and the recipe's choices, for
+# grouping and plots.
 EXTRA_COLUMNS = (
     "epochs",
     "role",

@@ -127,7 +127,7 @@ class LocalLauncher:
         for run in self.runs:
             self.ledger.write_config(run.config)
         # Largest first: the long runs start early, so the workers finish close together.
-        queue = list(populations(self.runs, self.population))
+        queue = list(populations(self.runs, self.population, len(self.slots)))
         total = sum(r.own_flops for r in self.runs)
         bar = progress_bar(total=total, unit="FLOP", unit_scale=True, disable=not self.progress, desc="sweep")
         try:

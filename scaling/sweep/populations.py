@@ -46,10 +46,11 @@ def _accepts(runs: list[PlannedRun]) -> bool:
     return True
 
 
-def populations(runs: tuple[PlannedRun, ...], cap: int) -> tuple[Population, ...]:
-    """The runs split into populations of at most `cap` (1: every run alone), largest work first, so
-    long populations start early and the workers finish close together (a stable run before its
-    branches, which have fewer FLOPs)."""
+def populations(runs: tuple[PlannedRun, ...], cap: int, workers: int = 1) -> tuple[Population, ...]:
+    """The runs split into populations of at most `cap` (1: every run alone), and into at least `workers`
+    of them where there are runs enough (members step in turn, so fewer populations than workers would
+    leave workers idle), largest work first, so long populations start early and the workers finish close
+    together (a stable run before its branches, which have fewer FLOPs)."""
     open_groups: list[list[PlannedRun]] = []
     closed: list[list[PlannedRun]] = []
     for run in runs:
@@ -64,8 +65,24 @@ def populations(runs: tuple[PlannedRun, ...], cap: int) -> tuple[Population, ...
         if len(group) == cap:
             open_groups.remove(group)
             closed.append(group)
-    found = [Population(tuple(group)) for group in (*closed, *open_groups)]
+    groups = _spread([*closed, *open_groups], workers)
+    found = [Population(tuple(group)) for group in groups]
     return tuple(sorted(found, key=lambda p: -p.flops))
+
+
+def _spread(groups: list[list[PlannedRun]], workers: int) -> list[list[PlannedRun]]:
+    """Split the most work's group in two (members dealt alternately, largest first, so the halves are
+    alike) until there are `workers` groups or none has two members."""
+    groups = list(groups)
+    while len(groups) < workers:
+        splittable = [g for g in groups if len(g) > 1]
+        if not splittable:
+            break
+        group = max(splittable, key=lambda g: sum(r.flops for r in g))
+        groups.remove(group)
+        ordered = sorted(group, key=lambda r: -r.flops)
+        groups += [ordered[0::2], ordered[1::2]]
+    return groups
 
 
 def labels(units: tuple[Population, ...]) -> dict[str, str]:

@@ -192,11 +192,10 @@ def repeated_data(
 ) -> list[str]:
     """A warning for each target that will see its corpus more than once: the ladder's fit knows only
     fresh data. The corpus size comes from a finished ladder run's recorded epochs."""
-    summaries = (RunDir(ledger.run_dir(r.name)).summary() for r in ladder)
-    known = next((s for s in summaries if s is not None and s.epochs), None)
-    if known is None:
-        return []
-    corpus = known.tokens / known.epochs
+    summaries = [s for s in (RunDir(ledger.run_dir(r.name)).summary() for r in ladder) if s and s.epochs]
+    if not summaries or max(s.epochs for s in summaries) > 1:
+        return []  # nothing recorded, or the ladder repeated its data too: its fit has seen repetition
+    corpus = summaries[0].tokens / summaries[0].epochs
     return [
         f"warning: {r.name} will train {r.tokens / corpus:.2f} epochs of the corpus ({corpus:,.0f} training "
         "tokens); the ladder never repeated its data, so its prediction does not allow for repetition"

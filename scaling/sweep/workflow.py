@@ -117,7 +117,7 @@ def plan_table(sweep: Sweep, workers: int) -> str:
     throughput = run_throughput(sweep.spec.launch, workers, summaries)
     launch = sweep.spec.launch
     cap = launch.population
-    units = (*populations(sweep.ladder, cap), *populations(sweep.target_runs(), cap))
+    units = (*populations(sweep.ladder, cap, workers), *populations(sweep.target_runs(), cap, workers))
     label = labels(units)
     header = (
         f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8} "

@@ -27,6 +27,8 @@ MEMBER_KEYS = (
     "train.eval_every",
     "train.checkpoint_every",
     "train.keep_checkpoints",
+    "train.eval_batches",
+    "track.",  # tracking is refused in a population, so its other settings do not matter
 )
 
 

@@ -120,6 +120,21 @@ def check_run_fits(
     return estimate
 
 
+def check_population_fits(cfg: RunConfig, estimate: MemoryEstimate, members: int) -> None:
+    """A population holds every member's parameters and optimizer state at once, and one step's gradients
+    and activations at a time: refused, one line, when that is more than there is."""
+    limit = memory_limit()
+    needed = (
+        members * (estimate.params + estimate.optimizer) + estimate.gradients + estimate.activations
+    ) * (limit.devices if limit else 1)
+    if limit is not None and needed > limit.bytes:
+        raise UserError(
+            f"a population of {members} runs of {_size(cfg)} needs {human_bytes(needed)} {limit.where} "
+            f"({members} states and one step's temporaries), more than the {human_bytes(limit.bytes)} "
+            "available; train fewer members together (launch.population) or each run alone"
+        )
+
+
 def compiled_step_estimate(
     layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, cfg: RunConfig
 ) -> MemoryEstimate | None:

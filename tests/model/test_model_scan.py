@@ -73,7 +73,7 @@ def test_scanned_model_stacks_the_unrolled_models_numbers() -> None:
     jax.tree.map(np.testing.assert_array_equal, relayout(scanned, unrolled), unrolled)
 
 
-def test_counts_and_flops_do_not_depend_on_the_layout() -> None:
+def test_counts_and_forward_flops_match_across_layouts_and_scan_recomputes_attention_dots() -> None:
     """Same parameters and forward matmuls; the scanned backward also recomputes attention's two batched
     dots (its `none` policy keeps only the weight matmuls' outputs), 4·T·D per token and layer more."""
     B, T, D, L = 2, CFG.T, CFG.D, CFG.L

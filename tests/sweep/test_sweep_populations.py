@@ -124,6 +124,10 @@ def test_grouping_caps_populations_and_keeps_branches_alone(tmp_path):
     assert [len(unit.runs) for unit in populations(runs, 1)] == [1] * 6
     flops = [unit.flops for unit in populations(runs, 4)]
     assert flops == sorted(flops, reverse=True)
+    for workers in (3, 4, 6, 9):  # at least one population per worker while runs last; every run once
+        units = populations(runs, 8, workers)
+        assert len(units) == min(workers, len(runs)), workers
+        assert sorted(r.name for unit in units for r in unit.runs) == sorted(r.name for r in runs)
     spec["recipe"] = {**spec["recipe"], "schedule": "wsd", "branching": True}
     branched = plan(load_sweep(write_sweep(tmp_path / "b.yaml", spec)))
     units = populations(branched, 8)

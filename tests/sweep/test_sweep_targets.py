@@ -223,6 +223,8 @@ def test_targets_that_repeat_their_corpus_are_named_at_sizing_and_at_validation(
     )
     (warning,) = targets.repeated_data(ladder, (small, large), ledger)
     assert warning.startswith(f"warning: target_1 will train {large.tokens / corpus:.2f} epochs")
+    (run_dir / "summary.json").write_text(dataclasses.replace(summary, epochs=1.5).to_json())
+    assert targets.repeated_data(ladder, (small, large), ledger) == []  # the ladder repeated its data too
 
     laws = (LawValidation("compute", (), 0.8),)
     result = SweepValidation("compute", laws, {"target_0": 0.5, "target_1": 3.45}, ladder_epochs=0.25)

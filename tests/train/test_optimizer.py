@@ -95,12 +95,14 @@ def test_decay_mask_decays_the_weight_matrices_and_tables_and_nothing_else():
     from scaling.model.config import ModelConfig
     from scaling.train.state import abstract_params
 
-    _, params = abstract_params(ModelConfig(V=17, T=8, D=8, L=2, H=2, pos_encoding="learned"))
-    decayed = {
-        jax.tree_util.keystr(path): bool(flag)
-        for path, flag in jax.tree_util.tree_leaves_with_path(decay_mask(params))
-    }
     weights = ("qkv_kernel_Dx3xHxK", "out_kernel_HxKxD", "fc_kernel_DxF", "proj_kernel_FxD", "embedding")
-    for key, flag in decayed.items():
-        assert flag == any(name in key for name in weights), key
-    assert sum(decayed.values()) == 2 * 4 + 2
+    for scan, matrices in ((False, 2 * 4 + 2), (True, 4 + 2)):  # scanned: [L, D] scales and biases
+        cfg = ModelConfig(V=17, T=8, D=8, L=2, H=2, pos_encoding="learned", scan_layers=scan)
+        _, params = abstract_params(cfg)
+        decayed = {
+            jax.tree_util.keystr(path): bool(flag)
+            for path, flag in jax.tree_util.tree_leaves_with_path(decay_mask(params))
+        }
+        for key, flag in decayed.items():
+            assert flag == any(name in key for name in weights), key
+        assert sum(decayed.values()) == matrices

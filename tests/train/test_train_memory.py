@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from scaling.cli import main
+from scaling.errors import UserError
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import MeshConfig, make_mesh, microbatch_sharding, replicated
 from scaling.train import loop, memory, progress
-from scaling.train.memory_estimate import activation_bytes, human_bytes, run_formula
+from scaling.train.memory_estimate import MemoryEstimate, activation_bytes, human_bytes, run_formula
 from scaling.train.memory_fit import what_would_fit
 from scaling.train.optimizer import OptimConfig, make_optimizer
 from scaling.train.run_config import RunConfig, TrainConfig, load_run_config
@@ -174,3 +175,14 @@ def test_what_would_fit_names_each_change_that_fits_or_all_of_them_together():
     together = what_would_fit(cfg, four, (both.total + min(fsdp.total, micro.total)) // 2, 1, False)
     assert together.endswith(f"together would need {human_bytes(both.total)}"), together
     assert what_would_fit(cfg, four, both.total // 2, 1, False).startswith("choose a smaller model")
+
+
+def test_a_population_counts_every_members_state_and_one_steps_temporaries(monkeypatch):
+    estimate = MemoryEstimate(params=100, optimizer=200, gradients=50, activations=150, source="formula")
+    cfg = RunConfig(model=ModelConfig(V=64, T=8, D=8, L=1, H=2))
+    one_device = memory.MemoryLimit(4 * 300 + 200, 1, "on the host")
+    monkeypatch.setattr(memory, "memory_limit", lambda: one_device)
+    memory.check_population_fits(cfg, estimate, 4)  # 4 x (100 + 200) + 50 + 150: exactly the limit
+    with pytest.raises(UserError, match=r"a population of 5 runs .* needs 0\.0 MB on the host") as err:
+        memory.check_population_fits(cfg, estimate, 5)
+    assert "launch.population" in str(err.value)
