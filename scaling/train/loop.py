@@ -112,7 +112,6 @@ def _train(
     if is_main:
         run.claim(to_dict(cfg))  # before the log: a refused directory gets no train.log
         setup_logging(verbose, run)
-        log_estimate(estimate)
     multihost_utils.sync_global_devices("run directory claimed")
     store = CheckpointStore(run.checkpoint_dir, cfg.train.keep_checkpoints)
     branch_store = open_branch_store(cfg, run)
@@ -128,6 +127,7 @@ def _train(
         if is_main:
             run.truncate_metrics(start)
             log_shardings(params)
+            log_estimate(estimate)  # after the restore: a refused resume leaves train.log as it was
         points = branch_steps(cfg)
         if start in points:  # resumed from the checkpoint at a branch point: the point is kept (once)
             save_branch_point(branch_store, start, params, opt_state, record, dataset, cfg, started)

@@ -109,7 +109,6 @@ def _train(members: list[Member], is_main: bool, progress: bool, verbose: bool, 
         for member in members:
             member.run.claim(to_dict(member.cfg))
         setup_logging(verbose, *(member.run for member in members))
-        log_estimate(estimate)
     multihost_utils.sync_global_devices("run directories claimed")
     with contextlib.ExitStack() as stores:
         for member in members:
@@ -120,6 +119,8 @@ def _train(members: list[Member], is_main: bool, progress: bool, verbose: bool, 
             _restore(member, layout, tx, dataset, is_main, init)
         check_startup(stop)
         active = [member for member in members if member.summary is None]
+        if active and is_main:
+            log_estimate(estimate)  # after the restores: a refused resume leaves train.log as it was
         if active:
             log_shardings(active[0].loop.params)
             with jax.set_mesh(mesh):
