@@ -89,9 +89,12 @@ def train(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True, verbose
         raise
 
 
-def prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, Any, Any, Any, Any]:
+def prepare(
+    cfg: RunConfig, progress: bool, stop: dict, members: int = 1
+) -> tuple[TokenDataset, Any, Any, Any, Any]:
     """Everything checked before the run directory is claimed: data, mesh, layout and the memory of the
-    step (returned: the estimate, logged once the run has its log)."""
+    step, with `members` states for a population (returned: the estimate, logged once the run has its
+    log)."""
     check_installed(cfg.track)
     dataset = load_dataset(cfg.data, progress=progress)
     check_startup(stop)
@@ -99,7 +102,7 @@ def prepare(cfg: RunConfig, progress: bool, stop: dict) -> tuple[TokenDataset, A
     _validate(cfg, dataset, mesh)
     tx = make_optimizer(cfg.optim)
     layout = make_layout(cfg.model, tx, mesh)
-    estimate = check_run_fits(cfg, layout, tx, mesh)
+    estimate = check_run_fits(cfg, layout, tx, mesh, members)
     return dataset, mesh, tx, layout, estimate
 
 

@@ -84,55 +84,49 @@ def host_available_bytes() -> int | None:
     return available if soft == resource.RLIM_INFINITY else min(available, soft - mapped)
 
 
-def check_state_fits(cfg: RunConfig, layout: StateLayout, limit: MemoryLimit | None) -> None:
-    """Refuse a state larger than the memory there is, whatever the step would add to it."""
-    needed = state_bytes_per_device(layout) * (limit.devices if limit else 1)
+def check_state_fits(
+    cfg: RunConfig, layout: StateLayout, limit: MemoryLimit | None, members: int = 1
+) -> None:
+    """Refuse a state (`members` of them, for a population) larger than the memory there is, whatever the
+    step would add to it."""
+    needed = members * state_bytes_per_device(layout) * (limit.devices if limit else 1)
     if limit is not None and needed > limit.bytes:
         raise UserError(
-            f"{_size(cfg)}: its parameters and AdamW state alone need {human_bytes(needed)} "
+            f"{_size(cfg, members)}: its parameters and AdamW state alone need {human_bytes(needed)} "
             f"{limit.where}, more than the {human_bytes(limit.bytes)} available; {_ADVICE}"
         )
 
 
 def check_run_fits(
-    cfg: RunConfig, layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh
+    cfg: RunConfig, layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, members: int = 1
 ) -> MemoryEstimate:
     """The step's memory per device, refused (`UserError`) when more than there is; before any state is
     allocated or the training loop compiled. The formula decides unless it lies within FORMULA_FACTOR of
-    the limit; then the step is compiled on the abstract state and its memory analysis decides."""
+    the limit; then the step is compiled on the abstract state and its memory analysis decides. A
+    population of `members` runs holds every member's state and one step's temporaries at a time."""
     limit = memory_limit()
-    check_state_fits(cfg, layout, limit)
+    check_state_fits(cfg, layout, limit, members)
     shape, remat_saves = dict(mesh.shape), jax.default_backend() != "cpu"
-    formula = estimate = run_formula(cfg, shape, remat_saves)
+    formula = estimate = run_formula(cfg, shape, remat_saves).holding(members)
     if limit is None:
         return estimate
     ratio = formula.total * limit.devices / limit.bytes
     if 1 / FORMULA_FACTOR < ratio < FORMULA_FACTOR:
-        estimate = compiled_step_estimate(layout, tx, mesh, cfg) or formula
+        compiled = compiled_step_estimate(layout, tx, mesh, cfg)
+        estimate = formula if compiled is None else compiled.holding(members)
     if estimate.total * limit.devices > limit.bytes:
         devices = f" x {limit.devices} devices" if limit.devices > 1 else ""
         scale = estimate.activations / max(formula.activations, 1)
+        advice = (
+            what_would_fit(cfg, shape, limit.bytes, limit.devices, remat_saves, scale)
+            if members == 1
+            else "train fewer runs together (launch.population) or each alone"
+        )
         raise UserError(
-            f"{_size(cfg)} with micro-batches of {_rows(cfg)} tokens needs {estimate.describe()}"
-            f"{devices}, more than the {human_bytes(limit.bytes)} available {limit.where}; "
-            f"{what_would_fit(cfg, shape, limit.bytes, limit.devices, remat_saves, scale)}"
+            f"{_size(cfg, members)} with micro-batches of {_rows(cfg)} tokens needs {estimate.describe()}"
+            f"{devices}, more than the {human_bytes(limit.bytes)} available {limit.where}; {advice}"
         )
     return estimate
-
-
-def check_population_fits(cfg: RunConfig, estimate: MemoryEstimate, members: int) -> None:
-    """A population holds every member's parameters and optimizer state at once, and one step's gradients
-    and activations at a time: refused, one line, when that is more than there is."""
-    limit = memory_limit()
-    needed = (
-        members * (estimate.params + estimate.optimizer) + estimate.gradients + estimate.activations
-    ) * (limit.devices if limit else 1)
-    if limit is not None and needed > limit.bytes:
-        raise UserError(
-            f"a population of {members} runs of {_size(cfg)} needs {human_bytes(needed)} {limit.where} "
-            f"({members} states and one step's temporaries), more than the {human_bytes(limit.bytes)} "
-            "available; train fewer members together (launch.population) or each run alone"
-        )
 
 
 def compiled_step_estimate(
@@ -172,9 +166,10 @@ def is_out_of_memory(err: BaseException) -> bool:
     )
 
 
-def _size(cfg: RunConfig) -> str:
+def _size(cfg: RunConfig, members: int = 1) -> str:
     m = cfg.model
-    return f"the model (model.D={m.D}, model.L={m.L}, {m.params:,} parameters)"
+    model = f"the model (model.D={m.D}, model.L={m.L}, {m.params:,} parameters)"
+    return model if members == 1 else f"a population of {members} runs of {model}"
 
 
 def _rows(cfg: RunConfig) -> str:

@@ -9,6 +9,7 @@ analysis (tests/train/test_train_memory.py): within 2x at the shapes tried there
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +18,7 @@ import numpy as np
 
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import PARAM_SPECS
+from scaling.train.mfu import DeviceTable, kind_entry
 from scaling.train.run_config import RunConfig
 
 Source = Literal["compiled", "formula"]
@@ -39,6 +41,10 @@ class MemoryEstimate:
     @property
     def total(self) -> int:
         return self.params + self.optimizer + self.gradients + self.activations
+
+    def holding(self, members: int) -> MemoryEstimate:
+        """The same step with `members` states held at once (a population: one step's temporaries)."""
+        return dataclasses.replace(self, params=members * self.params, optimizer=members * self.optimizer)
 
     def describe(self) -> str:
         parts = ("params", "optimizer", "gradients", "activations")
@@ -132,7 +138,7 @@ def run_formula(cfg: RunConfig, mesh_shape: dict[str, int], remat_saves: bool = 
 # name; first match wins). From the data sheets: TPU v4 32 GiB, v5e 16 GiB, v5p 95 GiB, v6e 32 GiB HBM
 # per chip (Cloud TPU system-architecture pages); A100 40 or 80 GB, H100 80 GB (NVL 94 GB), H200 141 GB.
 # On GPUs JAX takes 75% of it by default (XLA_PYTHON_CLIENT_MEM_FRACTION), which `device_memory` applies.
-DEVICE_MEMORY: tuple[tuple[tuple[str, ...], float, str], ...] = (
+DEVICE_MEMORY: DeviceTable = (
     (("tpu v4",), 32 * 2**30, "TPU v4"),
     (("tpu v5 lite",), 16 * 2**30, "TPU v5e"),
     (("tpu v5e",), 16 * 2**30, "TPU v5e"),
@@ -149,9 +155,8 @@ GPU_MEMORY_FRACTION = 0.75
 
 def device_memory(kind: str) -> tuple[int, str] | None:
     """(bytes JAX may use on one device of this kind, its name), or None when not in the table."""
-    lowered = kind.lower()
-    for needles, value, name in DEVICE_MEMORY:
-        if all(n in lowered for n in needles):
-            fraction = 1.0 if name.startswith("TPU") else GPU_MEMORY_FRACTION
-            return int(value * fraction), name
-    return None
+    entry = kind_entry(DEVICE_MEMORY, kind)
+    if entry is None:
+        return None
+    value, name = entry
+    return int(value * (1.0 if name.startswith("TPU") else GPU_MEMORY_FRACTION)), name

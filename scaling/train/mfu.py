@@ -24,9 +24,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+DeviceTable = tuple[tuple[tuple[str, ...], float, str], ...]
+
 # (substrings that must all occur in the lower-cased device kind, peak FLOP/s, name); first match wins,
 # so more specific entries come first. JAX names v5e "TPU v5 lite", v5p "TPU v5", v6e "TPU v6 lite".
-PEAK_BF16_FLOPS: tuple[tuple[tuple[str, ...], float, str], ...] = (
+PEAK_BF16_FLOPS: DeviceTable = (
     (("tpu v4",), 275e12, "TPU v4"),
     (("tpu v5 lite",), 197e12, "TPU v5e"),
     (("tpu v5e",), 197e12, "TPU v5e"),
@@ -50,13 +52,19 @@ class PeakFlops:
     source: str
 
 
+def kind_entry(table: DeviceTable, kind: str) -> tuple[float, str] | None:
+    """(value, name) of the first row of a device table whose substrings are all in the lower-cased
+    `device_kind`, or None when no row matches."""
+    lowered = kind.lower()
+    return next(((value, name) for needles, value, name in table if all(n in lowered for n in needles)), None)
+
+
 def table_peak(kind: str) -> PeakFlops | None:
     """The data-sheet peak for a `device_kind`, or None when the kind is not in the table."""
-    lowered = kind.lower()
-    for needles, value, name in PEAK_BF16_FLOPS:
-        if all(n in lowered for n in needles):
-            return PeakFlops(value, f"table: {name} dense bf16 (device kind {kind!r})")
-    return None
+    entry = kind_entry(PEAK_BF16_FLOPS, kind)
+    if entry is None:
+        return None
+    return PeakFlops(entry[0], f"table: {entry[1]} dense bf16 (device kind {kind!r})")
 
 
 def measure_matmul_flops(n: int = 2048, repeats: int = 5) -> float:

@@ -33,7 +33,7 @@ from scaling.records import RunSummary
 from scaling.train.checkpoint import CheckpointStore
 from scaling.train.grouping import check_population
 from scaling.train.loop import prepare, setup_logging, write_summary
-from scaling.train.memory import check_population_fits, is_out_of_memory, log_estimate, out_of_memory
+from scaling.train.memory import is_out_of_memory, log_estimate, out_of_memory
 from scaling.train.progress import restore_or_init, run_summary
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir, os_error_line
@@ -102,8 +102,7 @@ def train_population(
 
 def _train(members: list[Member], is_main: bool, progress: bool, verbose: bool, stop: dict):
     started = time.perf_counter()
-    dataset, mesh, tx, layout, estimate = prepare(members[0].cfg, progress and is_main, stop)
-    check_population_fits(members[0].cfg, estimate, len(members))
+    dataset, mesh, tx, layout, estimate = prepare(members[0].cfg, progress and is_main, stop, len(members))
     check_startup(stop)
     if is_main:
         for member in members:

@@ -18,7 +18,7 @@ from scaling.errors import UserError
 from scaling.model.config import ModelConfig
 from scaling.model.sharding import MeshConfig, make_mesh, microbatch_sharding, replicated
 from scaling.train import loop, memory, progress
-from scaling.train.memory_estimate import MemoryEstimate, activation_bytes, human_bytes, run_formula
+from scaling.train.memory_estimate import activation_bytes, human_bytes, run_formula
 from scaling.train.memory_fit import what_would_fit
 from scaling.train.optimizer import OptimConfig, make_optimizer
 from scaling.train.run_config import RunConfig, TrainConfig, load_run_config
@@ -178,11 +178,15 @@ def test_what_would_fit_names_each_change_that_fits_or_all_of_them_together():
 
 
 def test_a_population_counts_every_members_state_and_one_steps_temporaries(monkeypatch):
-    estimate = MemoryEstimate(params=100, optimizer=200, gradients=50, activations=150, source="formula")
-    cfg = RunConfig(model=ModelConfig(V=64, T=8, D=8, L=1, H=2))
-    one_device = memory.MemoryLimit(4 * 300 + 200, 1, "on the host")
-    monkeypatch.setattr(memory, "memory_limit", lambda: one_device)
-    memory.check_population_fits(cfg, estimate, 4)  # 4 x (100 + 200) + 50 + 150: exactly the limit
-    with pytest.raises(UserError, match=r"a population of 5 runs .* needs 0\.0 MB on the host") as err:
-        memory.check_population_fits(cfg, estimate, 5)
+    cfg = RunConfig(model=ModelConfig(V=64, T=8, D=8, L=1, H=2), train=TrainConfig(batch_size=4))
+    mesh = make_mesh(MeshConfig(data=1))
+    tx = make_optimizer(cfg.optim)
+    layout = make_layout(cfg.model, tx, mesh)
+    one = run_formula(cfg, dict(mesh.shape), remat_saves=False)
+    exact = 4 * (one.params + one.optimizer) + one.gradients + one.activations  # 4 states, one step
+    monkeypatch.setattr(memory, "compiled_step_estimate", lambda *_: None)  # as where a backend gives none
+    monkeypatch.setattr(memory, "memory_limit", lambda: memory.MemoryLimit(exact, 1, "on the host"))
+    assert memory.check_run_fits(cfg, layout, tx, mesh, members=4).total == exact
+    with pytest.raises(UserError, match=r"^a population of 5 runs of the model .* needs ") as err:
+        memory.check_run_fits(cfg, layout, tx, mesh, members=5)
     assert "launch.population" in str(err.value)
