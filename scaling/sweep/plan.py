@@ -189,7 +189,7 @@ def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed
     try:
         optim = dataclasses.replace(
             base.optim,
-            lr=recipe.lr.at(model.params_nonembedding),
+            lr=recipe.lr.at(model),
             schedule=recipe.schedule,
             warmup_steps=round(recipe.warmup_fraction * steps),
             min_lr_ratio=recipe.min_lr_ratio,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from scaling.config_io import from_dict, load_yaml
 from scaling.errors import UserError
-from scaling.model.config import ShapeRecipe
+from scaling.model.config import ModelConfig, ShapeRecipe
 
 Platform = Literal["cpu", "gpu", "tpu"]
 
@@ -42,18 +42,27 @@ RECIPE_OWNED = (
 
 @dataclass(frozen=True)
 class LrRule:
-    """Peak learning rate as a power of model size: lr(N) = peak * (N / reference_params) ** -exponent."""
+    """Peak learning rate as a power of model size, given exactly one reference:
+    lr = peak * (N / reference_params) ** -exponent with N the non-embedding parameters, or
+    lr = peak * (D / reference_width) ** -exponent with D the width. muP's rule for Adam is the width form
+    with exponent 1 (hidden-layer updates stay the same size as the model widens)."""
 
     peak: float
-    reference_params: float
     exponent: float
+    reference_params: float | None = None
+    reference_width: float | None = None
 
     def __post_init__(self) -> None:
-        if not (self.peak > 0 and self.reference_params > 0):
-            raise ValueError(f"lr.peak and lr.reference_params must be > 0, got {self}")
+        references = [r for r in (self.reference_params, self.reference_width) if r is not None]
+        if len(references) != 1:
+            raise ValueError("lr needs exactly one of reference_params and reference_width")
+        if not (self.peak > 0 and references[0] > 0):
+            raise ValueError(f"lr.peak and its reference must be > 0, got {self}")
 
-    def at(self, params_nonembedding: int) -> float:
-        return self.peak * (params_nonembedding / self.reference_params) ** -self.exponent
+    def at(self, model: ModelConfig) -> float:
+        if self.reference_width is not None:
+            return self.peak * (model.D / self.reference_width) ** -self.exponent
+        return self.peak * (model.params_nonembedding / self.reference_params) ** -self.exponent
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class Recipe:
     """Every opinionated sweep choice, named so results tables can say which recipe made them.
 
     shape: parameter count -> (D, L, H). batch_size/micro_batches: global batch in sequences.
-    lr: peak LR from non-embedding size. warmup_fraction: warmup steps as a fraction of the run.
+    lr: peak LR from non-embedding size or width. warmup_fraction: warmup steps as a fraction of the run.
     schedule: cosine decays to min_lr_ratio at the run's last step (matched to its length); wsd holds the
     peak and decays over the last decay_fraction of steps. min_steps: the fewest steps a run may have.
     seeds: runs per grid point, with train.seed 0..seeds-1 (names of seeds > 0 end in `_s<seed>`): a second

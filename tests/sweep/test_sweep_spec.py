@@ -59,6 +59,15 @@ BAD_SWEEPS = {
         sweep_dict(recipe={k: v for k, v in TINY_SWEEP["recipe"].items() if k != "warmup_fraction"}),
         "warmup_fraction",
     ),
+    "two lr references": (
+        sweep_dict(
+            recipe={
+                **TINY_SWEEP["recipe"],
+                "lr": {"peak": 1e-3, "reference_params": 1e4, "reference_width": 32, "exponent": 1},
+            }
+        ),
+        "lr needs exactly one of reference_params and reference_width",
+    ),
     "shape rule left to defaults": (
         sweep_dict(recipe={**TINY_SWEEP["recipe"], "shape": {"aspect_ratio": 16}}),
         "recipe.shape: state every field, missing head_dim",
@@ -110,6 +119,14 @@ def test_recipe_sets_every_opinionated_field(tmp_path):
         assert cfg.model.D == 16 * cfg.model.H and cfg.model.F == 4 * cfg.model.D
         assert cfg.train.checkpoint_every == 20  # from the base config
     assert plan(load_sweep(tmp_path / "s.yaml")) == runs
+
+
+def test_width_lr_rule_gives_each_run_peak_times_reference_over_width(tmp_path):
+    recipe = {**TINY_SWEEP["recipe"], "lr": {"peak": 8e-3, "reference_width": 32, "exponent": 1.0}}
+    runs = plan(load_sweep(write_sweep(tmp_path / "s.yaml", sweep_dict(recipe=recipe))))
+    assert len({r.config.model.D for r in runs}) == 2  # two sizes share a width: their lr is the same
+    for run in runs:
+        assert run.config.optim.lr == pytest.approx(8e-3 * 32 / run.config.model.D, rel=1e-12)
 
 
 def test_two_points_with_one_shape_are_rejected(tmp_path):
