@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,14 @@ def test_two_points_with_one_shape_are_rejected(tmp_path):
 def test_name_formats():
     assert format_sci(1e13) == "1e13" and format_sci(3.5e12) == "3.5e12" and format_sci(9.9999e11) == "1e12"
     assert format_count(52_400) == "52.4K" and format_count(1.2e6) == "1.2M" and format_count(999) == "999"
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+SHIPPED_SWEEPS = sorted(p.name for p in EXPERIMENTS.glob("*.yaml") if "\ngrid:" in p.read_text())
+
+
+@pytest.mark.parametrize("name", SHIPPED_SWEEPS)
+def test_every_shipped_sweep_file_loads_and_plans(name):
+    runs = plan(load_sweep(EXPERIMENTS / name))
+    assert runs and len({r.name for r in runs}) == len(runs)
+    assert all(r.config.optim.lr > 0 and r.steps > 0 for r in runs)
