@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,10 @@ class CheckpointStore:
         self.manager.reload()  # orbax dropped the steps this save was to replace from its list, not disk
         kept = [s for s in self.all_steps() if s != step]
         last = f"the last good checkpoint is step {kept[-1]}" if kept else "no checkpoint was kept"
+        # orbax leaves sibling write tasks of the failed save unawaited; at exit asyncio would print each
+        # one's traceback and Python a "never awaited" warning, after the one line that says it all
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         return CheckpointWriteFailed(
             f"checkpoint {step} could not be written to {self.directory} ({_reason(err)}); the run stopped "
             f"and {last}; free space (or fix the directory) and rerun the same command to resume"

@@ -80,9 +80,11 @@ def rewound(straight_run: Path, tmp_path: Path, *remove: int) -> Path:
 
 
 def with_file_size_limit(command: list[str]) -> list[str]:
-    """`command` under `ulimit -f` with SIGXFSZ ignored: files stop growing at 125 KiB with EFBIG, like a
-    full disk for the checkpoint's ~290 KB data file while logs and metrics still fit."""
-    return ["bash", "-c", 'trap "" XFSZ; ulimit -f 125; exec "$@"', "bash", *command]
+    """`command` under `ulimit -f` with SIGXFSZ ignored: files stop growing at 16 KiB with EFBIG, like a
+    full disk for every checkpoint (its `_sharding` and `_METADATA` files alone are ~28 and ~36 KB, and orbax
+    splits the arrays into data files of varying sizes, so a larger limit let some checkpoints through)
+    while logs and metrics still fit."""
+    return ["bash", "-c", 'trap "" XFSZ; ulimit -f 16; exec "$@"', "bash", *command]
 
 
 def test_disk_full_stops_the_run_keeps_the_last_checkpoint_and_resumes_exactly(tmp_path, capsys, straight):
