@@ -19,6 +19,7 @@ MIN_E_FRACTION = 0.01  # E below 1% of the smallest observed loss: E -> 0
 MAX_E_RATIO = 10.0  # E's bootstrap interval spanning more than a factor of 10
 MAX_COEFFICIENT_RATIO = 1e4  # coefficients trade off against their exponents, so only beyond 4 decades
 MAX_FAILED_BOOTSTRAP = 0.1
+MIN_INTERIOR_BUDGETS = 3  # N_opt(C) = k C^a from fewer located minima is a line through 2 points
 
 _EXPONENTS = {
     "chinchilla": ("alpha", "beta"),
@@ -69,6 +70,7 @@ def identify(
         *_parameter_problems(law, params, min_loss),
         *_interval_problems(law, intervals),
         *_optimizer_problems(diagnostics),
+        *_profile_problems(diagnostics),
     ]
     return Identification(tuple(problems), _ADVICE[law])
 
@@ -101,6 +103,18 @@ def _interval_problems(law: str, intervals: dict[str, tuple[float, float]]) -> l
                 f"the bootstrap interval of {name} ({lo:.3g} to {hi:.3g}) is over {limit:g}x wide"
             )
     return problems
+
+
+def _profile_problems(diagnostics: dict) -> list[str]:
+    """IsoFLOP fits: a minimum outside its budget's sizes is the parabola's guess, not a measured optimum,
+    and a sizing law through fewer than 3 measured optima cannot be checked against anything."""
+    interior = diagnostics.get("interior_budgets")
+    if interior is None or interior >= MIN_INTERIOR_BUDGETS:
+        return []
+    return [
+        f"only {interior} of {diagnostics['budgets']} budgets have their minimum inside their sampled sizes "
+        f"(at least {MIN_INTERIOR_BUDGETS} needed)"
+    ]
 
 
 def _optimizer_problems(diagnostics: dict) -> list[str]:

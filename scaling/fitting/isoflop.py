@@ -48,6 +48,7 @@ class Vertex:
     L_opt: float
     parabola: tuple[float, float, float]
     members: np.ndarray  # row indices of the budget's runs
+    inside: bool  # the minimum lies within the budget's sampled sizes (not extrapolated)
 
 
 def vertices(
@@ -87,7 +88,8 @@ def vertices(
                     stacklevel=4,
                 )
             continue
-        if warn and not x.min() <= x_opt <= x.max():
+        inside = bool(x.min() <= x_opt <= x.max())
+        if warn and not inside:
             warnings.warn(
                 f"budget {budget:.3g} FLOPs: the parabola's minimum N={np.exp(x_opt):.3g} lies outside the "
                 "sampled sizes (extrapolated); add sizes around it",
@@ -98,7 +100,7 @@ def vertices(
         k = float(np.median(table.C[members] / (table.N[members] * table.D[members])))
         l_opt = float(p0 - p1 * p1 / (4.0 * p2))
         d_opt = budget / (k * n_opt)
-        out.append(Vertex(budget, n_opt, d_opt, l_opt, (float(p2), float(p1), float(p0)), members))
+        out.append(Vertex(budget, n_opt, d_opt, l_opt, (float(p2), float(p1), float(p0)), members, inside))
     return out
 
 
@@ -166,6 +168,7 @@ def fit_isoflop(
         diagnostics={
             "budgets": int(n_budgets),
             "usable_budgets": len(points),
+            "interior_budgets": sum(v.inside for v in points),
             "bootstrap": n_boot,
             "seed": seed,
         },
@@ -178,6 +181,7 @@ def fit_isoflop(
                     "D_opt": v.D_opt,
                     "L_opt": v.L_opt,
                     "parabola_log_N": list(v.parabola),
+                    "inside": v.inside,
                 }
                 for v in points
             ]

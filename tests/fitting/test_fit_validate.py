@@ -89,6 +89,36 @@ def test_identified_fit_is_not_flagged():
     assert fit.identified and fit.diagnostics["unidentified"] == []
 
 
+def _one_sided_isoflop_table(p=HOFFMANN, budgets=(1e18, 1e19, 1e20, 1e21), bracketed=2):
+    """The first `bracketed` budgets sample sizes around their optimum, the rest only above it (2-12x)."""
+    a = p["beta"] / (p["alpha"] + p["beta"])
+    g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    N, C = [], []
+    for i, c in enumerate(budgets):
+        spread = (1 / 6, 6) if i < bracketed else (2, 12)
+        N.extend(g * (c / 6) ** a * np.geomspace(*spread, 7))
+        C.extend([c] * 7)
+    N, C = np.array(N), np.array(C)
+    D = C / (6 * N)
+    return make_table(N, D, chinchilla_loss(p, N, D), budget=C)
+
+
+def test_isoflop_fit_with_minima_outside_the_sampled_sizes_is_flagged():
+    """Two located minima and two extrapolated ones: the sizing law is a guess and is flagged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        flagged = fit_table(_one_sided_isoflop_table(bracketed=2), "isoflop", OPTIONS)
+        located = fit_table(_one_sided_isoflop_table(bracketed=3), "isoflop", OPTIONS)
+    assert flagged.diagnostics["interior_budgets"] == 2
+    assert not flagged.identified
+    assert any("2 of 4 budgets have their minimum inside" in p for p in flagged.diagnostics["unidentified"])
+    assert "sizes bracketing" in flagged.diagnostics["advice"]
+    with pytest.raises(UserError, match="not identified"):
+        flagged.require_identified()
+    assert located.diagnostics["interior_budgets"] == 3
+    assert not any("minimum inside" in p for p in located.diagnostics["unidentified"])
+
+
 def _csv(table, path):
     pd.DataFrame(
         {
