@@ -2,7 +2,10 @@
 
     scaling sweep run experiments/cpu_ladder.yaml         # the cosine ladder and its targets (hours)
     scaling sweep run experiments/cpu_ladder_wsd.yaml     # its branched twin (minutes)
-    python benchmarks/bench_wsd.py [--cosine-out DIR] [--wsd-out DIR] [--write]
+    python benchmarks/bench_wsd.py [--pair ladder|dense] [--cosine-out DIR] [--wsd-out DIR] [--write]
+
+`--pair dense` compares experiments/cpu_ladder_dense.yaml with its twin cpu_ladder_dense_wsd.yaml: the
+same recipes on 13 budgets whose sizes are shared by many budgets, the grid a branched ladder saves on.
 
 Reports the compute each ladder trains (a branch's stable part is its stable run's), each wsd run's final
 loss against its cosine twin (same name: same model, tokens and seed), and the validation ARE of every law
@@ -29,7 +32,10 @@ from scaling.sweep.spec import load_sweep
 from scaling.sweep.workflow import Sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## WSD branches (issue 12)"
+PAIRS = {  # --pair: (cosine sweep, its branched twin, the RESULTS.md section)
+    "ladder": ("cpu_ladder", "cpu_ladder_wsd", "## WSD branches (issue 12)"),
+    "dense": ("cpu_ladder_dense", "cpu_ladder_dense_wsd", "## WSD branches, dense ladder (issue 12)"),
+}
 
 
 def _sweep(name: str, out: Path | None) -> Sweep:
@@ -95,18 +101,20 @@ def report(cosine: Sweep, wsd: Sweep, n_boot: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cosine-out", type=Path, help="cosine sweep directory (default runs/cpu_ladder)")
-    parser.add_argument("--wsd-out", type=Path, help="branched sweep directory (default runs/cpu_ladder_wsd)")
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="ladder", help="which two sweeps")
+    parser.add_argument("--cosine-out", type=Path, help="cosine sweep directory (default runs/<its name>)")
+    parser.add_argument("--wsd-out", type=Path, help="branched sweep directory (default runs/<its name>)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--write", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
-    cosine, wsd = _sweep("cpu_ladder", args.cosine_out), _sweep("cpu_ladder_wsd", args.wsd_out)
+    cosine_name, wsd_name, section = PAIRS[args.pair]
+    cosine, wsd = _sweep(cosine_name, args.cosine_out), _sweep(wsd_name, args.wsd_out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         text = report(cosine, wsd, args.bootstrap)
     print(text)
     if args.write:
-        write_section(SECTION, text)
+        write_section(section, text)
 
 
 if __name__ == "__main__":
