@@ -106,6 +106,7 @@ class LocalLauncher:
         population: int = 1,
         retry_failed: bool = False,
         progress: bool = True,
+        smallest_first: bool = False,
         echo: Callable[[str], None] | None = None,
         poll_seconds: float = 0.5,
     ):
@@ -115,6 +116,7 @@ class LocalLauncher:
         self.population = population
         self.retry_failed = retry_failed
         self.progress = progress
+        self.smallest_first = smallest_first
         self.echo = echo or (lambda text: tqdm.write(text, file=sys.stderr))
         self.poll_seconds = poll_seconds
         self.active: dict[int, _Active] = {}
@@ -126,8 +128,11 @@ class LocalLauncher:
         stop the children (they checkpoint) and re-raise."""
         for run in self.runs:
             self.ledger.write_config(run.config)
-        # Largest first: the long runs start early, so the workers finish close together.
+        # Largest first: the long runs start early, so the workers finish close together. Targets go
+        # smallest first instead: each checks the fit, and the cheap checks report before the costly one.
         queue = list(populations(self.runs, self.population, len(self.slots)))
+        if self.smallest_first:
+            queue.reverse()
         total = sum(r.own_flops for r in self.runs)
         bar = progress_bar(total=total, unit="FLOP", unit_scale=True, disable=not self.progress, desc="sweep")
         try:

@@ -76,7 +76,7 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
     results.csv is rewritten after each phase. Returns the state of every run, ladder first."""
     slots = make_slots(sweep.spec.launch, workers)
 
-    def phase(runs: tuple[PlannedRun, ...]) -> list[RunState]:
+    def phase(runs: tuple[PlannedRun, ...], smallest_first: bool = False) -> list[RunState]:
         launcher = LocalLauncher(
             runs,
             sweep.ledger,
@@ -84,6 +84,7 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
             population=sweep.spec.launch.population,
             retry_failed=retry_failed,
             progress=progress,
+            smallest_first=smallest_first,
         )
         states = launcher.run()
         print(format_table(states, list(runs)), flush=True)
@@ -101,7 +102,7 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
     print(f"targets sized by the ladder's {sweep.spec.targets.law} fit ({targets.fit_path(sweep.ledger)}):")
     for line in targets.repeated_data(sweep.ladder, chosen, sweep.ledger):
         print(line, flush=True)
-    states += phase(chosen)
+    states += phase(chosen, smallest_first=True)
     write_results(sweep.runs(), sweep.ledger, sweep.spec.recipe.name)
     return states
 

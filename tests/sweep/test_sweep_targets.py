@@ -169,6 +169,28 @@ def test_kill_during_targets_then_relaunch_equals_the_target_trained_alone(compi
     _check_validate(sweep, out, resumed["final_val_loss"])
 
 
+@pytest.mark.slow
+def test_targets_train_smallest_first(compile_cache, tmp_path):
+    """The ladder starts its largest runs first; targets go the other way, so the cheap checks of the fit
+    report before the costly one starts (the file lists the large target first)."""
+    spec = sweep_dict(
+        grid={"explicit": {"params": [3e3], "tokens": [1.28e4]}},
+        targets={
+            "law": "chinchilla",
+            "runs": [{"params": 1.2e4, "tokens": 2.56e4}, {"params": 3e3, "tokens": 5.12e3}],
+        },
+    )
+    sweep = write_sweep(tmp_path / "t.yaml", spec)
+    out = tmp_path / "sweep"
+    output, _ = launcher(sweep, out, compile_cache, "--workers", "1").communicate(timeout=600)
+    started = [e["run"] for e in Ledger(out).events() if e["event"] == "started"]
+    targets_started = [name for name in started if name.startswith("target_")]
+    assert len(targets_started) == 2, output
+    loaded = load_sweep(sweep)
+    flops = {r.name: r.flops for r in Sweep(loaded, plan(loaded), Ledger(out)).target_runs()}
+    assert flops[targets_started[0]] < flops[targets_started[1]]
+
+
 def _check_validate(sweep, out, actual: float) -> None:
     """`scaling sweep validate --json` on the finished sweep: every law reported, the files written; with 3
     ladder runs, Chinchilla's 5 parameters cannot be fitted and say so in one line."""
