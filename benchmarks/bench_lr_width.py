@@ -14,15 +14,13 @@ mean of lr_opt * D). `--write` puts the table into benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from report import machine_line, write_section
+from report import machine_line, train_sweep, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = ROOT / "experiments" / "cpu_ladder_wsd.yaml"
@@ -57,22 +55,8 @@ def run_sweeps(out: Path) -> list[Path]:
     tables = []
     for prefix, folder, multiples, budgets in SETS:
         for multiple in multiples:
-            path = out / f"{prefix}{multiple}.yaml"
             spec = sweep_spec(f"{prefix}{multiple}", multiple, budgets)
-            path.write_text(yaml.safe_dump(spec, sort_keys=False))
-            sweep_dir = out / f"{folder}{multiple}"
-            command = [
-                sys.executable,
-                "-m",
-                "scaling.cli",
-                "sweep",
-                "run",
-                str(path),
-                "--out",
-                str(sweep_dir),
-            ]
-            subprocess.run([*command, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
-            tables.append(sweep_dir / "results.csv")
+            tables.append(train_sweep(spec, out / f"{prefix}{multiple}.yaml", out / f"{folder}{multiple}"))
     return tables
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 from scaling.train.mfu import cpu_model
 
@@ -29,3 +33,11 @@ def write_section(section: str, text: str, path: Path = RESULTS) -> None:
     body = f"{section}\n\n{text.rstrip()}\n"
     new = f"{head.rstrip()}\n\n{body}{tail}" if found else f"{content.rstrip()}\n\n{body}"
     path.write_text(new.rstrip() + "\n")
+
+
+def train_sweep(spec: dict, path: Path, sweep_dir: Path) -> Path:
+    """Write `spec` to `path`, train it (`scaling sweep run`, finished runs skipped), return results.csv."""
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    command = [sys.executable, "-m", "scaling.cli", "sweep", "run", str(path), "--out", str(sweep_dir)]
+    subprocess.run([*command, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+    return sweep_dir / "results.csv"

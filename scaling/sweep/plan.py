@@ -186,10 +186,13 @@ def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed
     train = dataclasses.replace(
         base.train, steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches, seed=seed
     )
+    lr = recipe.lr.at(model)
+    decay = base.optim.weight_decay if recipe.weight_decay is None else recipe.weight_decay.at(lr, steps)
     try:
         optim = dataclasses.replace(
             base.optim,
-            lr=recipe.lr.at(model),
+            lr=lr,
+            weight_decay=decay,
             schedule=recipe.schedule,
             warmup_steps=round(recipe.warmup_fraction * steps),
             min_lr_ratio=recipe.min_lr_ratio,

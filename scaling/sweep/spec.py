@@ -66,6 +66,26 @@ class LrRule:
 
 
 @dataclass(frozen=True)
+class WeightDecayRule:
+    """Weight decay from AdamW's timescale (Wang & Aitchison 2024; Bergsma et al. 2025, "Power Lines").
+
+    Decoupled decay makes the weights an exponential average of recent updates over 1 / (lr * lambda)
+    steps. A fixed lambda makes that window most of a short ladder run (decay does nothing) and a few
+    percent of a 1000x target (decay dominates): the ladder and the targets train in different regimes.
+    Holding the window at `timescale` of the run, lambda = 1 / (timescale * lr * steps), keeps them alike.
+    """
+
+    timescale: float
+
+    def __post_init__(self) -> None:
+        if not self.timescale > 0:
+            raise ValueError(f"recipe.weight_decay.timescale must be > 0, got {self.timescale}")
+
+    def at(self, lr: float, steps: int) -> float:
+        return 1.0 / (self.timescale * lr * max(steps, 1))
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Every opinionated sweep choice, named so results tables can say which recipe made them.
 
@@ -78,6 +98,7 @@ class Recipe:
     branching (wsd only): each model size and seed trains its longest budget as a stable run and every
     shorter budget as a cooldown branch of it (`scaling.train.branch`), all sharing the shortest run's
     warmup; decay_shape: linear or 1-sqrt.
+    weight_decay: a rule that sets each run's weight decay from its length (absent: base.optim's).
     """
 
     name: str
@@ -93,6 +114,7 @@ class Recipe:
     seeds: int = 1
     branching: bool = False
     decay_shape: Literal["linear", "1-sqrt"] = "linear"
+    weight_decay: WeightDecayRule | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -110,6 +132,11 @@ class Recipe:
             raise ValueError(f"recipe.seeds must be >= 1, got {self.seeds}")
         if self.branching and self.schedule != "wsd":
             raise ValueError("recipe.branching needs recipe.schedule: wsd (a stable phase to branch from)")
+        if self.branching and self.weight_decay is not None:
+            raise ValueError(
+                "recipe.weight_decay (a rate set by each run's length) cannot be used with branching: "
+                "a stable run and its shorter branches share one weight decay; remove one of the two"
+            )
 
 
 @dataclass(frozen=True)
@@ -287,6 +314,10 @@ class SweepSpec:
                 node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
             if node is not _ABSENT:
                 raise ValueError(f"base.{key} is set by the recipe; remove it from the base config")
+        optim = self.base.get("optim")
+        decay = optim.get("weight_decay", _ABSENT) if isinstance(optim, dict) else _ABSENT
+        if self.recipe.weight_decay is not None and decay is not _ABSENT:
+            raise ValueError("base.optim.weight_decay is set by recipe.weight_decay; remove one of the two")
 
 
 _ABSENT = object()

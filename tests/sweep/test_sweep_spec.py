@@ -69,6 +69,24 @@ BAD_SWEEPS = {
         ),
         "lr needs exactly one of reference_params and reference_width",
     ),
+    "weight decay set twice": (
+        sweep_dict(
+            base={**TINY_SWEEP["base"], "optim": {"weight_decay": 0.1}},
+            recipe={**TINY_SWEEP["recipe"], "weight_decay": {"timescale": 0.3}},
+        ),
+        "base.optim.weight_decay is set by recipe.weight_decay; remove one of the two",
+    ),
+    "weight decay timescale with branching": (
+        sweep_dict(
+            recipe={
+                **TINY_SWEEP["recipe"],
+                "schedule": "wsd",
+                "branching": True,
+                "weight_decay": {"timescale": 0.3},
+            }
+        ),
+        "recipe.weight_decay (a rate set by each run's length) cannot be used with branching",
+    ),
     "shape rule left to defaults": (
         sweep_dict(recipe={**TINY_SWEEP["recipe"], "shape": {"aspect_ratio": 16}}),
         "recipe.shape: state every field, missing head_dim",
@@ -128,6 +146,16 @@ def test_width_lr_rule_gives_each_run_peak_times_reference_over_width(tmp_path):
     assert len({r.config.model.D for r in runs}) == 2  # two sizes share a width: their lr is the same
     for run in runs:
         assert run.config.optim.lr == pytest.approx(8e-3 * 32 / run.config.model.D, rel=1e-12)
+
+
+def test_weight_decay_timescale_holds_each_runs_averaging_window_at_that_fraction(tmp_path):
+    recipe = {**TINY_SWEEP["recipe"], "weight_decay": {"timescale": 0.25}}
+    grid = {"explicit": {"params": [3e3, 1.2e4], "tokens": [3.84e4, 1.5e5]}}
+    runs = plan(load_sweep(write_sweep(tmp_path / "s.yaml", sweep_dict(recipe=recipe, grid=grid))))
+    assert len({r.config.train.steps for r in runs}) == 2
+    for run in runs:
+        optim, steps = run.config.optim, run.config.train.steps
+        assert 1.0 / (optim.lr * optim.weight_decay) == pytest.approx(0.25 * steps, rel=1e-12)
 
 
 def test_two_points_with_one_shape_are_rejected(tmp_path):

@@ -1,0 +1,87 @@
+"""Which AdamW timescale the CPU ladder trains best at: the probe behind `recipe.weight_decay`.
+
+    python benchmarks/bench_weight_decay.py [--out DIR] [--write]
+
+Trains ladder-scale runs only (the cosine recipe of experiments/cpu_ladder.yaml, one seed): two sizes at
+6.25e9 and two at 1e11 FLOPs, once with the recipe's fixed weight decay (lambda = 0.1) and once per
+timescale tau with lambda = 1 / (tau * lr * steps). Each setting is one `scaling sweep run`, so a rerun
+skips what is trained. The table gives each run's final validation loss and the timescale that lambda = 0.1
+amounts to there; the mean over the runs ranks the settings. `--write` puts it into benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from report import machine_line, train_sweep, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_SPEC = ROOT / "experiments" / "cpu_ladder.yaml"
+FIXED_DECAY = 0.1  # the base run config's optim.weight_decay, which the fixed setting keeps
+TIMESCALES = (0.1, 0.3, 1.0, 3.0)
+GRID = [
+    {"flops": 6.25e9, "params": [1.91e3, 3.31e3], "points": 2},
+    {"flops": 1.0e11, "params": [7.27e3, 1.28e4], "points": 2},
+]
+
+
+def sweep_spec(label: str, timescale: float | None) -> dict:
+    spec = yaml.safe_load(BASE_SPEC.read_text())
+    spec["name"] = f"wd_probe_{label}"
+    spec["recipe"]["seeds"] = 1
+    if timescale is not None:
+        spec["recipe"]["weight_decay"] = {"timescale": timescale}
+    spec["grid"] = {"isoflop": GRID}
+    spec.pop("targets")
+    return spec
+
+
+def run_sweeps(out: Path) -> dict[str, pd.DataFrame]:
+    """Every setting's results table by label ('fixed' or 't<tau>'), training what is missing."""
+    settings = [("fixed", None)] + [(f"t{tau:g}", tau) for tau in TIMESCALES]
+    tables = {}
+    for label, tau in settings:
+        csv = train_sweep(sweep_spec(label, tau), out / f"wd_probe_{label}.yaml", out / f"wd_probe_{label}")
+        tables[label] = pd.read_csv(csv).set_index("name")
+    return tables
+
+
+def report(tables: dict[str, pd.DataFrame]) -> str:
+    fixed = tables["fixed"]
+    tau_fixed = 1.0 / (fixed.lr * FIXED_DECAY * fixed.steps)
+    labels = list(tables)
+    heads = ["lambda 0.1"] + [f"tau {label[1:]}" for label in labels[1:]]
+    lines = [
+        "| run | steps | tau of lambda 0.1 | " + " | ".join(heads) + " |",
+        "|---|---|---|" + "---|" * len(labels),
+    ]
+    for name in fixed.index:
+        losses = " | ".join(f"{tables[label].loss[name]:.4f}" for label in labels)
+        lines.append(f"| {name} | {fixed.steps[name]} | {tau_fixed[name]:.2f} | {losses} |")
+    means = " | ".join(f"{tables[label].loss.mean():.4f}" for label in labels)
+    lines.append(f"| mean | | | {means} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_weight_decay")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = machine_line()
+    text = report(run_sweeps(args.out))
+    print(text)
+    if args.write:
+        head = (
+            f"`python benchmarks/bench_weight_decay.py`: {machine}; the cosine recipe of `cpu_ladder.yaml`, "
+            "one seed, final loss on the whole validation split."
+        )
+        write_section("## Weight decay by timescale (issue 10)", f"{head}\n\n{text}")
+
+
+if __name__ == "__main__":
+    main()
