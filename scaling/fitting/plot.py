@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from scaling.fitting import laws
 from scaling.fitting.envelope import read_curve
-from scaling.fitting.isoflop import budget_groups, vertices
+from scaling.fitting.isoflop import budget_groups, joint_vertices, vertices
 from scaling.fitting.predict import loss_fn
 from scaling.fitting.result import FitResult
 from scaling.fitting.table import RunTable, frontier_mask
@@ -103,8 +103,7 @@ def plot_loss_vs_compute(table: RunTable, fit: FitResult, target: float) -> Figu
 
 
 def plot_isoflop(table: RunTable) -> Figure | None:
-    groups = budget_groups(table)
-    points = vertices(table, groups)
+    points = joint_vertices(table, vertices(table, budget_groups(table)))
     if not points:
         return None
     fig = Figure(figsize=(7, 4.5))
@@ -122,7 +121,7 @@ def plot_isoflop(table: RunTable) -> Figure | None:
     ax.set_xscale("log")
     ax.set_xlabel(f"parameters N ({table.spec.params})")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title("IsoFLOP profiles (stars: parabola minima)")
+    ax.set_title("IsoFLOP profiles, fitted together (stars: minima on the N_opt line)")
     return fig
 
 
