@@ -59,7 +59,7 @@ def run_throughput(launch: LaunchConfig, workers: int, summaries: list[RunSummar
     elif launch.platform == "cpu":
         peak = measured_peak()
         cores = len(os.sched_getaffinity(0))
-        share = (cores // workers) / cores
+        share = (cores // workers or cores / workers) / cores  # more workers than cores share them
         per_run, source = peak.value * share, f"{peak.source}, x{share:.2g} (cores per worker)"
     else:
         peak = peak_flops_per_device()

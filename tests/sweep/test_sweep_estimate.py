@@ -28,6 +28,16 @@ def test_each_measured_shape_has_its_own_throughput():
     assert "2 shapes of 3 finished runs" in throughput.how
 
 
+def test_assumed_throughput_with_more_workers_than_cores_splits_the_cores(monkeypatch):
+    from scaling.train import mfu
+
+    monkeypatch.setattr(mfu, "measured_peak", lambda: mfu.PeakFlops(8e10, "test"))
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
+    launch = LaunchConfig(platform="cpu", assumed_mfu=0.1)
+    assert run_throughput(launch, 2, []).flops_per_second == 0.1 * 8e10 / 2
+    assert run_throughput(launch, 1, []).flops_per_second == 0.1 * 8e10
+
+
 def test_plan_shows_each_runs_memory_and_warns_of_those_that_do_not_fit(tmp_path, capsys, monkeypatch):
     spec = load_sweep(write_sweep(tmp_path / "s.yaml", TINY_SWEEP))
     runs = plan(spec)
