@@ -131,14 +131,11 @@ def joint_vertices(table: RunTable, points: list[Vertex]) -> list[Vertex]:
             [p[k + 2 + i] + np.exp(p[2 + i]) * (x[i] - vertex[i]) ** 2 - loss[i] for i in range(k)]
         )
 
-    p = least_squares(residuals, start).x
+    p = least_squares(residuals, start).x  # the start is finite: every vertex came from a convex parabola
     out = []
     for i, v in enumerate(points):
-        x_v, curvature, depth = (
-            p[1] + p[0] * (log_c[i] - center),
-            float(np.exp(p[2 + i])),
-            float(p[k + 2 + i]),
-        )
+        x_v = p[1] + p[0] * (log_c[i] - center)
+        curvature, depth = float(np.exp(p[2 + i])), float(p[k + 2 + i])
         parabola = (curvature, -2.0 * curvature * x_v, depth + curvature * x_v * x_v)
         n_opt = float(np.exp(x_v))
         d_opt = v.D_opt * v.N_opt / n_opt  # the same C / k, at the joint N_opt
