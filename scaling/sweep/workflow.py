@@ -181,11 +181,12 @@ def _pending_targets(sweep: Sweep, throughput) -> list[str]:
     lines = []
     for target in _pending(sweep):
         flops = target.flops
-        what = f"C {flops:.3g}" if flops is not None else f"N {target.params:.3g}, D {target.tokens:.3g}"
-        when = f"~{format_duration(throughput.seconds(flops))}" if flops is not None else "?"
-        lines.append(
-            f"target ({what}): sized by a {sweep.spec.targets.law} fit once the ladder is done, {when}"
-        )
+        if flops is None:
+            lines.append(f"target (N {target.params:.3g}, D {target.tokens:.3g}): as given, after the ladder")
+            continue
+        when = format_duration(throughput.seconds(flops))
+        law = sweep.spec.targets.law
+        lines.append(f"target (C {flops:.3g}): sized by the {law} fit once the ladder is done, ~{when}")
     return lines
 
 

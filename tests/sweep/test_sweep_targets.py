@@ -62,6 +62,20 @@ def _sized_sweep(tmp_path, law: str):
     return spec, ladder, path
 
 
+def test_plan_before_the_ladder_says_how_each_target_will_be_chosen(tmp_path, capsys):
+    runs = [{"flops": 1e12}, {"params": 3e4, "tokens": 2e6}]
+    recipe = {
+        **TINY_SWEEP["recipe"],
+        "shape": {"aspect_ratio": 32, "head_dim": 4, "mlp_ratio": 4, "max_layers": 8},
+    }
+    spec = sweep_dict(recipe=recipe, grid=GRID, targets={"law": "isoflop", "runs": runs})
+    path = write_sweep(tmp_path / "s.yaml", spec)
+    assert main(["sweep", "plan", str(path), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "target (C 1e+12): sized by the isoflop fit once the ladder is done, ~" in out
+    assert "target (N 3e+04, D 2e+06): as given, after the ladder" in out
+
+
 def test_chinchilla_targets_minimise_the_law_over_the_recipes_real_models(tmp_path):
     spec, ladder, table = _sized_sweep(tmp_path, "chinchilla")
     fit, choices = targets.choose(spec, ladder, table)
