@@ -13,14 +13,13 @@ mean of lr_opt * D). `--write` puts the table into benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from report import machine_line, train_sweep, write_section
+from report import probe_main, train_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = ROOT / "experiments" / "cpu_ladder_wsd.yaml"
@@ -99,17 +98,13 @@ def report(found: list[Optimum]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_lr_width")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    machine = machine_line()
-    text = report(optima(run_sweeps(args.out)))
-    print(text)
-    if args.write:
-        head = f"`python benchmarks/bench_lr_width.py`: {machine}; the wsd recipe of `cpu_ladder_wsd.yaml`."
-        write_section("## Learning rate by width (issue 10)", f"{head}\n\n{text}")
+    probe_main(
+        __doc__,
+        ROOT / "runs" / "bench_lr_width",
+        lambda out: report(optima(run_sweeps(out))),
+        "## Learning rate by width (issue 10)",
+        "`python benchmarks/bench_lr_width.py`: {machine}; the wsd recipe of `cpu_ladder_wsd.yaml`.",
+    )
 
 
 if __name__ == "__main__":

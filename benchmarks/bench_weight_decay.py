@@ -11,12 +11,11 @@ amounts to there; the mean over the runs ranks the settings. `--write` puts it i
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from report import machine_line, train_sweep, write_section
+from report import probe_main, train_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = ROOT / "experiments" / "cpu_ladder.yaml"
@@ -67,20 +66,14 @@ def report(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_weight_decay")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    machine = machine_line()
-    text = report(run_sweeps(args.out))
-    print(text)
-    if args.write:
-        head = (
-            f"`python benchmarks/bench_weight_decay.py`: {machine}; the cosine recipe of `cpu_ladder.yaml`, "
-            "one seed, final loss on the whole validation split."
-        )
-        write_section("## Weight decay by timescale (issue 10)", f"{head}\n\n{text}")
+    probe_main(
+        __doc__,
+        ROOT / "runs" / "bench_weight_decay",
+        lambda out: report(run_sweeps(out)),
+        "## Weight decay by timescale (issue 10)",
+        "`python benchmarks/bench_weight_decay.py`: {machine}; the cosine recipe of `cpu_ladder.yaml`, "
+        "one seed, final loss on the whole validation split.",
+    )
 
 
 if __name__ == "__main__":

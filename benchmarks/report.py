@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -41,3 +43,18 @@ def train_sweep(spec: dict, path: Path, sweep_dir: Path) -> Path:
     command = [sys.executable, "-m", "scaling.cli", "sweep", "run", str(path), "--out", str(sweep_dir)]
     subprocess.run([*command, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
     return sweep_dir / "results.csv"
+
+
+def probe_main(doc: str, default_out: Path, measure: Callable[[Path], str], section: str, head: str) -> None:
+    """The command line of a ladder-scale probe: train into --out (resumable), print the table, and with
+    --write put it into RESULTS.md under `section`, after `head` (its `{machine}` filled in)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = machine_line()
+    text = measure(args.out)
+    print(text)
+    if args.write:
+        write_section(section, f"{head.format(machine=machine)}\n\n{text}")
