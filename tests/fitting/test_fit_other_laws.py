@@ -79,15 +79,12 @@ def _one_by_one_exponent(table) -> float:
 def test_isoflop_vertices_fitted_together_beat_one_by_one_when_sizes_stop_near_the_minima():
     # A ladder-like grid: 16x of compute, 5 sizes per budget, the smaller budgets' sizes starting at or
     # just below their optimum, 0.75% noise per run (about a CPU ladder's seed-to-seed scatter).
-    g = (HOFFMANN["alpha"] * HOFFMANN["A"] / (HOFFMANN["beta"] * HOFFMANN["B"])) ** (
-        1 / (HOFFMANN["alpha"] + HOFFMANN["beta"])
-    )
     joint, one_by_one = [], []
     for seed in range(30):
         rng = np.random.default_rng(seed)
         N, D, L, B = [], [], [], []
         for low, c in zip((1.0, 0.8, 0.5, 0.35, 0.25), np.geomspace(1e18, 1.6e19, 5), strict=True):
-            for n in g * (c / 6) ** A_TRUE * np.geomspace(low, 25 * low, 5):
+            for n in laws.chinchilla_optimal(HOFFMANN, c)[0] * np.geomspace(low, 25 * low, 5):
                 N.append(n)
                 D.append(c / (6 * n))
                 L.append(chinchilla_loss(HOFFMANN, n, c / (6 * n)) * np.exp(rng.normal(0, 0.0075)))
