@@ -97,7 +97,7 @@ def _dispatch(table: RunTable, law: str, o: FitOptions) -> FitResult:
     if law == "isoflop":
         from scaling.fitting.isoflop import fit_isoflop
 
-        return fit_isoflop(table, tolerance=o.budget_tolerance, **common)
+        return fit_isoflop(table, tolerance=o.budget_tolerance, progress=o.progress, **common)
     from scaling.fitting.envelope import fit_envelope
 
     return fit_envelope(table, loss_key=o.curve_loss, smooth=o.smooth, **common)

@@ -12,7 +12,7 @@ from scaling.errors import UserError
 from scaling.fitting import laws
 from scaling.fitting.compute_law import fit_compute
 from scaling.fitting.envelope import fit_envelope
-from scaling.fitting.isoflop import fit_isoflop
+from scaling.fitting.isoflop import JointProfiles, budget_groups, fit_isoflop, vertices
 from scaling.fitting.kaplan import fit_kaplan
 from scaling.fitting.table import FitWarning
 
@@ -95,6 +95,21 @@ def test_isoflop_vertices_fitted_together_beat_one_by_one_when_sizes_stop_near_t
             joint.append(abs(fit_isoflop(table, n_boot=0).params["a"] - A_TRUE))
         one_by_one.append(abs(_one_by_one_exponent(table) - A_TRUE))
     assert np.median(joint) < 0.85 * np.median(one_by_one)
+
+
+def test_joint_isoflop_jacobian_matches_central_differences():
+    table = isoflop_table(noise=0.01)
+    problem = JointProfiles(table, vertices(table, budget_groups(table)))
+    p = problem.start + np.random.default_rng(1).normal(0, 0.1, problem.start.size)
+    step = 1e-6
+    numeric = np.stack(
+        [
+            (problem.residuals(p + step * e) - problem.residuals(p - step * e)) / (2 * step)
+            for e in np.eye(p.size)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(problem.jacobian(p), numeric, rtol=1e-6, atol=1e-8)
 
 
 def test_isoflop_needs_two_budgets():
