@@ -165,7 +165,8 @@ def planned_run(
     seed: int = 0,
 ) -> PlannedRun:
     recipe = spec.recipe
-    tokens_per_step = recipe.batch_size * model.T
+    batch = recipe.batch_for(tokens, model.T)
+    tokens_per_step = batch * model.T
     steps = round(tokens / tokens_per_step)
     if steps < recipe.min_steps:
         raise UserError(
@@ -173,18 +174,25 @@ def planned_run(
             f"{model.L=}) gets {steps} steps of {tokens_per_step:,} tokens, fewer than "
             f"recipe.min_steps={recipe.min_steps}; raise the budget or lower the model sizes"
         )
-    config = _run_config(spec, name, model, steps, seed)
+    config = _run_config(spec, name, model, steps, batch, seed)
     run = PlannedRun(name, entry, budget, target, config)
     _check_mesh(run, spec.launch.devices_per_run)
     return run
 
 
-def _run_config(spec: SweepSpec, name: str, model: ModelConfig, steps: int, seed: int) -> RunConfig:
+def _run_config(
+    spec: SweepSpec, name: str, model: ModelConfig, steps: int, batch: int, seed: int
+) -> RunConfig:
     """The base run config with the recipe's choices for this run put in (typed all the way)."""
     recipe = spec.recipe
     base = from_dict(RunConfig, spec.base, where=f"{spec.name}.base")
     train = dataclasses.replace(
-        base.train, steps=steps, batch_size=recipe.batch_size, micro_batches=recipe.micro_batches, seed=seed
+        base.train,
+        steps=steps,
+        batch_size=batch,
+        micro_batches=recipe.micro_batches,
+        seed=seed,
+        eval_batches=base.train.eval_batches * (recipe.batch_size // batch),  # the same windows
     )
     lr = recipe.lr.at(model)
     decay = base.optim.weight_decay if recipe.weight_decay is None else recipe.weight_decay.at(lr, steps)

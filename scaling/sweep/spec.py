@@ -86,6 +86,35 @@ class WeightDecayRule:
 
 
 @dataclass(frozen=True)
+class ShortRunBatch:
+    """Smaller batches for runs too short to get `steps` optimiser steps at the recipe's batch size.
+
+    A ladder's cheapest runs see a few hundred thousand tokens: at a fixed batch they get 100-300 steps and
+    end where training is limited by steps, not by parameters or tokens (on English bytes, near the
+    unigram entropy), so their IsoFLOP minima slide to the smallest models. Bergsma et al. 2025 ("Power
+    Lines") find the best batch grows with the tokens a run sees; here a run takes the largest divisor of
+    the recipe's batch (from min_batch_size up) that still gives it `steps` steps, so long runs keep the
+    recipe's batch, and its evaluation, in proportionally more batches, reads the same validation windows.
+    """
+
+    steps: int
+    min_batch_size: int
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.min_batch_size < 1:
+            raise ValueError(f"recipe.short_run_batch needs steps >= 1 and min_batch_size >= 1, got {self}")
+
+    def at(self, tokens: float, seq_len: int, batch_size: int, micro_batches: int) -> int:
+        fitting = tokens // (seq_len * self.steps)
+        allowed = [
+            b
+            for b in range(self.min_batch_size, batch_size + 1)
+            if batch_size % b == 0 and b % micro_batches == 0
+        ]
+        return max([b for b in allowed if b <= fitting], default=self.min_batch_size)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Every opinionated sweep choice, named so results tables can say which recipe made them.
 
@@ -99,6 +128,8 @@ class Recipe:
     shorter budget as a cooldown branch of it (`scaling.train.branch`), all sharing the shortest run's
     warmup; decay_shape: linear or 1-sqrt.
     weight_decay: a rule that sets each run's weight decay from its length (absent: base.optim's).
+    short_run_batch: a rule that gives short runs a smaller batch so they still get enough steps (absent:
+    every run trains at batch_size).
     """
 
     name: str
@@ -115,6 +146,7 @@ class Recipe:
     branching: bool = False
     decay_shape: Literal["linear", "1-sqrt"] = "linear"
     weight_decay: WeightDecayRule | None = None
+    short_run_batch: ShortRunBatch | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -137,6 +169,28 @@ class Recipe:
                 "recipe.weight_decay (a rate set by each run's length) cannot be used with branching: "
                 "a stable run and its shorter branches share one weight decay; remove one of the two"
             )
+        self._check_short_run_batch()
+
+    def _check_short_run_batch(self) -> None:
+        rule = self.short_run_batch
+        if rule is None:
+            return
+        if self.batch_size % rule.min_batch_size or rule.min_batch_size % self.micro_batches:
+            raise ValueError(
+                f"recipe.short_run_batch.min_batch_size={rule.min_batch_size} must divide recipe.batch_size="
+                f"{self.batch_size} and be divisible by recipe.micro_batches={self.micro_batches}"
+            )
+        if self.branching:
+            raise ValueError(
+                "recipe.short_run_batch (a batch set by each run's length) cannot be used with branching: "
+                "a stable run and its shorter branches share one batch; remove one of the two"
+            )
+
+    def batch_for(self, tokens: float, seq_len: int) -> int:
+        """The global batch (sequences) of a run that trains on `tokens` tokens of `seq_len`."""
+        if self.short_run_batch is None:
+            return self.batch_size
+        return self.short_run_batch.at(tokens, seq_len, self.batch_size, self.micro_batches)
 
 
 @dataclass(frozen=True)

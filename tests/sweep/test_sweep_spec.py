@@ -87,6 +87,21 @@ BAD_SWEEPS = {
         ),
         "recipe.weight_decay (a rate set by each run's length) cannot be used with branching",
     ),
+    "short-run batch above the batch": (
+        sweep_dict(recipe={**TINY_SWEEP["recipe"], "short_run_batch": {"steps": 100, "min_batch_size": 16}}),
+        "recipe.short_run_batch.min_batch_size=16 must divide recipe.batch_size=8",
+    ),
+    "short-run batch with branching": (
+        sweep_dict(
+            recipe={
+                **TINY_SWEEP["recipe"],
+                "schedule": "wsd",
+                "branching": True,
+                "short_run_batch": {"steps": 100, "min_batch_size": 2},
+            }
+        ),
+        "recipe.short_run_batch (a batch set by each run's length) cannot be used with branching",
+    ),
     "shape rule left to defaults": (
         sweep_dict(recipe={**TINY_SWEEP["recipe"], "shape": {"aspect_ratio": 16}}),
         "recipe.shape: state every field, missing head_dim",
@@ -156,6 +171,21 @@ def test_weight_decay_timescale_holds_each_runs_averaging_window_at_that_fractio
     for run in runs:
         optim, steps = run.config.optim, run.config.train.steps
         assert 1.0 / (optim.lr * optim.weight_decay) == pytest.approx(0.25 * steps, rel=1e-12)
+
+
+def test_short_runs_get_the_largest_batch_that_still_gives_them_the_steps(tmp_path):
+    recipe = {**TINY_SWEEP["recipe"], "short_run_batch": {"steps": 500, "min_batch_size": 2}}
+    tokens = [1.6e4, 3.84e4, 9.6e4, 5.12e5]  # 500 steps of 32 tokens: 1, 2.4, 6 and 32 sequences a step
+    grid = {"explicit": {"params": [3e3], "tokens": tokens}}
+    runs = plan(load_sweep(write_sweep(tmp_path / "s.yaml", sweep_dict(recipe=recipe, grid=grid))))
+    assert [r.config.train.batch_size for r in runs] == [2, 2, 4, 8]  # divisors of 8 from 2; 6 -> 4
+    assert [r.config.train.steps for r in runs] == [250, 600, 750, 2000]
+    # a smaller batch evaluates in more batches: the same validation windows as the recipe's batch
+    assert [r.config.train.eval_batches for r in runs] == [8, 8, 4, 2]
+    recipe["micro_batches"] = 4
+    recipe["short_run_batch"]["min_batch_size"] = 4
+    runs = plan(load_sweep(write_sweep(tmp_path / "s.yaml", sweep_dict(recipe=recipe, grid=grid))))
+    assert [r.config.train.batch_size for r in runs] == [4, 4, 4, 8]
 
 
 def test_two_points_with_one_shape_are_rejected(tmp_path):
