@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     commands = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", required=True)
     for name, func, help_text in (
-        ("plan", _plan, "print the runs (N, tokens, FLOPs, shape, steps, estimated time); run nothing"),
+        ("plan", _plan, "print the runs (N, tokens, FLOPs, shape, steps, batch, est. time); run nothing"),
         ("run", _run, "run every unfinished run (skip completed, resume interrupted), then collect"),
         ("status", _status, "table of each run's status, progress and loss"),
         ("collect", _collect, "write results.csv (one row per run) for the fitter"),

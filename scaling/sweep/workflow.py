@@ -108,7 +108,7 @@ def run_local(sweep: Sweep, workers: int, retry_failed: bool, progress: bool) ->
 
 
 def plan_table(sweep: Sweep, workers: int) -> str:
-    """The plan command's table: every known run with N, D, C, shape, steps, lr, estimated time, its
+    """The plan command's table: every known run with N, D, C, shape, steps, batch, lr, estimated time, its
     population and memory per device; then the populations, the totals, and a warning for each run that
     would not fit the target device."""
     from scaling.train.run_dir import RunDir
@@ -121,8 +121,8 @@ def plan_table(sweep: Sweep, workers: int) -> str:
     units = (*populations(sweep.ladder, cap, workers), *populations(sweep.target_runs(), cap, workers))
     label = labels(units)
     header = (
-        f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'lr':>8} {'est.time':>8} "
-        f"{'pop':>4} {'memory/dev':>10}"
+        f"{'name':<24} {'N':>7} {'D':>7} {'C':>9} {'shape':<16} {'steps':>6} {'batch':>5} {'lr':>8} "
+        f"{'est.time':>8} {'pop':>4} {'memory/dev':>10}"
     )
     lines = [
         f"sweep {sweep.spec.name} (recipe {sweep.spec.recipe.name}): {len(runs)} runs in "
@@ -135,7 +135,8 @@ def plan_table(sweep: Sweep, workers: int) -> str:
         seconds = throughput.seconds(run.own_flops, run.config.model.flops_per_token)
         lines.append(
             f"{run.name:<24} {format_count(run.params_nonembedding):>7} {format_count(run.tokens):>7} "
-            f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.optim.lr:>8.2e} "
+            f"{run.flops:>9.3g} {run.shape:<16} {run.steps:>6} {run.config.train.batch_size:>5} "
+            f"{run.config.optim.lr:>8.2e} "
             f"{format_duration(seconds):>8} {label.get(run.name, '-'):>4} "
             f"{human_bytes(run_estimate(run, launch).total):>10}{branch}"
         )
