@@ -1,0 +1,94 @@
+"""Which batch the CPU ladder's short runs train best at: the probe behind `recipe.short_run_batch`.
+
+    python benchmarks/bench_batch_steps.py [--corpus stdlib|gutenberg] [--out DIR] [--write]
+
+Trains ladder-scale runs only (the wsd recipe of experiments/gutenberg_ladder_dense_wsd.yaml without
+branching, one seed): two sizes at 6.25e9 and three at 1e11 FLOPs, once at each batch of 4, 8 and 16
+sequences. Every run is scored on the same validation windows (a batch of 4 evaluates in 4x the batches
+of 16), so the columns compare models, not yardsticks. The table gives each run's tokens, its steps at
+batch 16, the final validation loss per batch, and the batch that `short_run_batch: {steps: 2000,
+min_batch_size: 4}` gives it. gutenberg needs ../shared. `--write` puts the table into RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from report import machine_line, train_sweep, write_section
+
+from scaling.sweep.spec import ShortRunBatch
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_SPEC = ROOT / "experiments" / "gutenberg_ladder_dense_wsd.yaml"
+CORPORA = {"stdlib": "stdlib", "gutenberg": str(ROOT.parent / "shared" / "data" / "gutenberg")}
+BATCHES = (4, 8, 16)
+RULE = ShortRunBatch(steps=2000, min_batch_size=4)
+GRID = [
+    {"flops": 6.25e9, "params": [8.88e2, 3.31e3], "points": 2},
+    {"flops": 1.0e11, "params": [3.31e3, 1.28e4], "points": 3},
+]
+
+
+def sweep_spec(corpus: str, batch: int) -> dict:
+    spec = yaml.safe_load(BASE_SPEC.read_text())
+    spec["name"] = f"batch_probe_{corpus}_b{batch}"
+    spec["base"]["data"]["corpus"] = CORPORA[corpus]
+    spec["base"]["train"]["eval_batches"] *= 16 // batch  # the windows batch 16 evaluates
+    recipe = spec["recipe"]
+    recipe.update(seeds=1, branching=False, batch_size=batch)
+    spec["grid"] = {"isoflop": GRID}
+    spec.pop("targets")
+    return spec
+
+
+def run_sweeps(corpus: str, out: Path) -> dict[int, pd.DataFrame]:
+    """Every batch's results table, training what is missing."""
+    tables = {}
+    for batch in BATCHES:
+        spec = sweep_spec(corpus, batch)
+        csv = train_sweep(spec, out / f"{spec['name']}.yaml", out / spec["name"])
+        tables[batch] = pd.read_csv(csv).set_index("name")
+    return tables
+
+
+def report(tables: dict[int, pd.DataFrame]) -> str:
+    wide = tables[16]
+    heads = " | ".join(f"batch {b}" for b in BATCHES)
+    lines = [
+        f"| run | tokens | steps at batch 16 | {heads} | best | rule's batch |",
+        "|---|---|---|" + "---|" * (len(BATCHES) + 2),
+    ]
+    for name in wide.index:
+        losses = {b: tables[b].loss[name] for b in BATCHES}
+        tokens = wide.tokens[name]
+        rule = RULE.at(tokens, 64, 16, 1)
+        cells = " | ".join(f"{losses[b]:.4f}" for b in BATCHES)
+        best = min(losses, key=losses.get)
+        lines.append(f"| {name} | {tokens:,.0f} | {wide.steps[name]} | {cells} | {best} | {rule} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="gutenberg")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_batch_steps")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = machine_line()
+    text = report(run_sweeps(args.corpus, args.out))
+    print(text)
+    if args.write:
+        head = (
+            f"`python benchmarks/bench_batch_steps.py --corpus {args.corpus}`: {machine}; the wsd recipe of "
+            "`gutenberg_ladder_dense_wsd.yaml` without branching, one seed, final loss on the same "
+            "validation windows at every batch."
+        )
+        write_section(f"## Batch by run length (issue 10): {args.corpus}", f"{head}\n\n{text}")
+
+
+if __name__ == "__main__":
+    main()
