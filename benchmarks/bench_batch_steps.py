@@ -64,7 +64,7 @@ def report(tables: dict[int, pd.DataFrame]) -> str:
     for name in wide.index:
         losses = {b: tables[b].loss[name] for b in BATCHES}
         tokens = wide.tokens[name]
-        rule = RULE.at(tokens, 64, 16, 1)
+        rule = RULE.at(tokens, int(wide["T"][name]), BATCHES[-1], 1)
         cells = " | ".join(f"{losses[b]:.4f}" for b in BATCHES)
         best = min(losses, key=losses.get)
         lines.append(f"| {name} | {tokens:,.0f} | {wide.steps[name]} | {cells} | {best} | {rule} |")
