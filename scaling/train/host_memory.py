@@ -19,7 +19,7 @@ import os
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
-_INT_MAX = 2**31 - 1  # the largest trim threshold mallopt takes: trim only above 2 GiB
+_NEVER = -1  # as M_TRIM_THRESHOLD: never trim (mallopt(3))
 
 
 def keep_freed_memory() -> bool:
@@ -36,5 +36,5 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _INT_MAX))
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER))
     return all(mallopt(param, value) == 1 for param, value in settings)
