@@ -12,12 +12,11 @@ min_batch_size: 4}` gives it. gutenberg needs ../shared. `--write` puts the tabl
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from report import machine_line, train_sweep, write_section
+from report import probe_main, train_sweep
 
 from scaling.sweep.spec import ShortRunBatch
 
@@ -72,22 +71,16 @@ def report(tables: dict[int, pd.DataFrame]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", choices=sorted(CORPORA), default="gutenberg")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_batch_steps")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    machine = machine_line()
-    text = report(run_sweeps(args.corpus, args.out))
-    print(text)
-    if args.write:
-        head = (
-            f"`python benchmarks/bench_batch_steps.py --corpus {args.corpus}`: {machine}; the wsd recipe of "
-            "`gutenberg_ladder_dense_wsd.yaml` without branching, one seed, final loss on the same "
-            "validation windows at every batch."
-        )
-        write_section(f"## Batch by run length (issue 10): {args.corpus}", f"{head}\n\n{text}")
+    probe_main(
+        __doc__,
+        ROOT / "runs" / "bench_batch_steps",
+        lambda out, corpus: report(run_sweeps(corpus, out)),
+        "## Batch by run length (issue 10): {corpus}",
+        "`python benchmarks/bench_batch_steps.py --corpus {corpus}`: {machine}; the wsd recipe of "
+        "`gutenberg_ladder_dense_wsd.yaml` without branching, one seed, final loss on the same validation "
+        "windows at every batch.",
+        corpora=("gutenberg", "stdlib"),
+    )
 
 
 if __name__ == "__main__":

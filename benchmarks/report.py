@@ -7,7 +7,7 @@ import datetime
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
@@ -45,16 +45,28 @@ def train_sweep(spec: dict, path: Path, sweep_dir: Path) -> Path:
     return sweep_dir / "results.csv"
 
 
-def probe_main(doc: str, default_out: Path, measure: Callable[[Path], str], section: str, head: str) -> None:
+def probe_main(
+    doc: str,
+    default_out: Path,
+    measure: Callable[..., str],
+    section: str,
+    head: str,
+    corpora: Sequence[str] = (),
+) -> None:
     """The command line of a ladder-scale probe: train into --out (resumable), print the table, and with
-    --write put it into RESULTS.md under `section`, after `head` (its `{machine}` filled in)."""
+    --write put it into RESULTS.md under `section`, after `head` (`{machine}` and `{corpus}` filled in).
+    With `corpora`, `--corpus` picks one (the first by default), passed to `measure(out, corpus)`."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if corpora:
+        parser.add_argument("--corpus", choices=corpora, default=corpora[0])
     parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     machine = machine_line()
-    text = measure(args.out)
+    corpus = getattr(args, "corpus", None)
+    text = measure(args.out) if corpus is None else measure(args.out, corpus)
     print(text)
     if args.write:
-        write_section(section, f"{head.format(machine=machine)}\n\n{text}")
+        filled = {"machine": machine, "corpus": corpus}
+        write_section(section.format(**filled), f"{head.format(**filled)}\n\n{text}")
