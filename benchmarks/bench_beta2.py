@@ -7,8 +7,8 @@ steps. Porian et al. (2024, "Resolving discrepancies in compute-optimal scaling"
 small batch sizes, and Marek et al. (2025, "Small batch size training for language models") keep its
 half-life fixed in tokens rather than in steps; at these batches either points at 0.99-0.999. Trains
 ladder-scale runs only (the corpus's `*_ladder_steps.yaml` recipe, one seed): two sizes at 6.25e9 and two
-at 1e11 FLOPs, once per beta2. The table gives each run's final validation loss (the whole validation
-split, the same windows at every batch); the mean ranks the settings. gutenberg needs ../shared.
+at 1e11 FLOPs, once per beta2. The table gives each run's final validation loss (the recipe's validation
+windows, the same at every batch); the mean ranks the settings. gutenberg needs ../shared.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
         lambda out, corpus: report(run_sweeps(corpus, out)),
         "## AdamW beta2 at small batches (issue 10): {corpus}",
         "`python benchmarks/bench_beta2.py --corpus {corpus}`: {machine}; the recipe of the corpus's "
-        "`*_ladder_steps.yaml`, one seed, final loss on the whole validation split.",
+        "`*_ladder_steps.yaml`, one seed, final loss on the recipe's validation windows.",
         corpora=("stdlib", "gutenberg"),
     )
 
