@@ -11,16 +11,17 @@ import pytest
 from scaling.model.matmul import dense, weight_gradient
 
 
-@pytest.mark.parametrize(("I", "O"), [(8, 24), (24, 8), (16, 16)])
-def test_dense_gradients_match_float64(I: int, O: int) -> None:
+@pytest.mark.parametrize(("inputs", "outputs"), [(8, 24), (24, 8), (16, 16)])
+def test_dense_gradients_match_float64(inputs: int, outputs: int) -> None:
     rng = np.random.default_rng(0)
-    x_NxI, w_IxO, g_NxO = (rng.standard_normal(s) for s in ((40, I), (I, O), (40, O)))
+    shapes = ((40, inputs), (inputs, outputs), (40, outputs))
+    x_NxI, w_IxO, g_NxO = (rng.standard_normal(s) for s in shapes)
     y_NxO, vjp = jax.vjp(dense, jnp.asarray(x_NxI, jnp.float32), jnp.asarray(w_IxO, jnp.float32))
     dx_NxI, dw_IxO = vjp(jnp.asarray(g_NxO, jnp.float32))
     np.testing.assert_allclose(y_NxO, x_NxI @ w_IxO, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx_NxI, g_NxO @ w_IxO.T, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dw_IxO, x_NxI.T @ g_NxO, rtol=1e-5, atol=1e-5)
-    assert dw_IxO.shape == (I, O)
+    assert dw_IxO.shape == (inputs, outputs)
 
 
 def test_gradients_keep_the_operands_dtype() -> None:
