@@ -15,14 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from report import probe_main, train_sweep
+from report import probe_main, probe_spec, train_settings
 
 from scaling.sweep.spec import ShortRunBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = ROOT / "experiments" / "gutenberg_ladder_dense_wsd.yaml"
-CORPORA = {"stdlib": "stdlib", "gutenberg": str(ROOT.parent / "shared" / "data" / "gutenberg")}
 BATCHES = (4, 8, 16)
 RULE = ShortRunBatch(steps=2000, min_batch_size=4)
 GRID = [
@@ -32,25 +30,15 @@ GRID = [
 
 
 def sweep_spec(corpus: str, batch: int) -> dict:
-    spec = yaml.safe_load(BASE_SPEC.read_text())
-    spec["name"] = f"batch_probe_{corpus}_b{batch}"
-    spec["base"]["data"]["corpus"] = CORPORA[corpus]
+    spec = probe_spec(BASE_SPEC, f"batch_probe_{corpus}_b{batch}", GRID, corpus)
     spec["base"]["train"]["eval_batches"] *= 16 // batch  # the windows batch 16 evaluates
-    recipe = spec["recipe"]
-    recipe.update(seeds=1, branching=False, batch_size=batch)
-    spec["grid"] = {"isoflop": GRID}
-    spec.pop("targets")
+    spec["recipe"].update(branching=False, batch_size=batch)
     return spec
 
 
 def run_sweeps(corpus: str, out: Path) -> dict[int, pd.DataFrame]:
     """Every batch's results table, training what is missing."""
-    tables = {}
-    for batch in BATCHES:
-        spec = sweep_spec(corpus, batch)
-        csv = train_sweep(spec, out / f"{spec['name']}.yaml", out / spec["name"])
-        tables[batch] = pd.read_csv(csv).set_index("name")
-    return tables
+    return train_settings({batch: sweep_spec(corpus, batch) for batch in BATCHES}, out)
 
 
 def report(tables: dict[int, pd.DataFrame]) -> str:

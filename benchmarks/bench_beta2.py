@@ -16,15 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from report import probe_main, train_sweep
+from report import probe_main, probe_spec, settings_table, train_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPECS = {
     "stdlib": ROOT / "experiments" / "cpu_ladder_steps.yaml",
     "gutenberg": ROOT / "experiments" / "gutenberg_ladder_steps.yaml",
 }
-CORPORA = {"stdlib": "stdlib", "gutenberg": str(ROOT.parent / "shared" / "data" / "gutenberg")}
 BETA2S = (0.95, 0.99, 0.999)
 GRID = [
     {"flops": 6.25e9, "params": [8.88e2, 3.31e3], "points": 2},
@@ -33,38 +31,24 @@ GRID = [
 
 
 def sweep_spec(corpus: str, beta2: float) -> dict:
-    spec = yaml.safe_load(BASE_SPECS[corpus].read_text())
-    spec["name"] = f"beta2_probe_{corpus}_{beta2:g}"
-    spec["base"]["data"]["corpus"] = CORPORA[corpus]
+    spec = probe_spec(BASE_SPECS[corpus], f"beta2_probe_{corpus}_{beta2:g}", GRID, corpus)
     spec["base"].setdefault("optim", {})["beta2"] = beta2
-    spec["recipe"]["seeds"] = 1
-    spec["grid"] = {"isoflop": GRID}
-    spec.pop("targets")
     return spec
 
 
 def run_sweeps(corpus: str, out: Path) -> dict[float, pd.DataFrame]:
     """Every beta2's results table, training what is missing."""
-    tables = {}
-    for beta2 in BETA2S:
-        spec = sweep_spec(corpus, beta2)
-        csv = train_sweep(spec, out / f"{spec['name']}.yaml", out / spec["name"])
-        tables[beta2] = pd.read_csv(csv).set_index("name")
-    return tables
+    return train_settings({beta2: sweep_spec(corpus, beta2) for beta2 in BETA2S}, out)
 
 
 def report(tables: dict[float, pd.DataFrame]) -> str:
     first = tables[BETA2S[0]]
-    lines = [
-        "| run | steps | batch | " + " | ".join(f"beta2 {b:g}" for b in BETA2S) + " |",
-        "|---|---|---|" + "---|" * len(BETA2S),
-    ]
-    for name in first.index:
-        losses = " | ".join(f"{tables[b].loss[name]:.4f}" for b in BETA2S)
-        lines.append(f"| {name} | {first.steps[name]} | {first.batch_size[name]} | {losses} |")
-    means = " | ".join(f"{tables[b].loss.mean():.4f}" for b in BETA2S)
-    lines.append(f"| mean | | | {means} |")
-    return "\n".join(lines)
+    lead = {
+        "run": str,
+        "steps": lambda name: str(first.steps[name]),
+        "batch": lambda n: str(first.batch_size[n]),
+    }
+    return settings_table(tables, [f"beta2 {b:g}" for b in BETA2S], lead)
 
 
 def main() -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from report import probe_main, train_sweep
+from report import probe_main, probe_spec, settings_table, train_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SPEC = ROOT / "experiments" / "cpu_ladder.yaml"
@@ -28,41 +27,28 @@ GRID = [
 
 
 def sweep_spec(label: str, timescale: float | None) -> dict:
-    spec = yaml.safe_load(BASE_SPEC.read_text())
-    spec["name"] = f"wd_probe_{label}"
-    spec["recipe"]["seeds"] = 1
+    spec = probe_spec(BASE_SPEC, f"wd_probe_{label}", GRID)
     if timescale is not None:
         spec["recipe"]["weight_decay"] = {"timescale": timescale}
-    spec["grid"] = {"isoflop": GRID}
-    spec.pop("targets")
     return spec
 
 
 def run_sweeps(out: Path) -> dict[str, pd.DataFrame]:
     """Every setting's results table by label ('fixed' or 't<tau>'), training what is missing."""
     settings = [("fixed", None)] + [(f"t{tau:g}", tau) for tau in TIMESCALES]
-    tables = {}
-    for label, tau in settings:
-        csv = train_sweep(sweep_spec(label, tau), out / f"wd_probe_{label}.yaml", out / f"wd_probe_{label}")
-        tables[label] = pd.read_csv(csv).set_index("name")
-    return tables
+    return train_settings({label: sweep_spec(label, tau) for label, tau in settings}, out)
 
 
 def report(tables: dict[str, pd.DataFrame]) -> str:
     fixed = tables["fixed"]
     tau_fixed = 1.0 / (fixed.lr * FIXED_DECAY * fixed.steps)
-    labels = list(tables)
-    heads = ["lambda 0.1"] + [f"tau {label[1:]}" for label in labels[1:]]
-    lines = [
-        "| run | steps | tau of lambda 0.1 | " + " | ".join(heads) + " |",
-        "|---|---|---|" + "---|" * len(labels),
-    ]
-    for name in fixed.index:
-        losses = " | ".join(f"{tables[label].loss[name]:.4f}" for label in labels)
-        lines.append(f"| {name} | {fixed.steps[name]} | {tau_fixed[name]:.2f} | {losses} |")
-    means = " | ".join(f"{tables[label].loss.mean():.4f}" for label in labels)
-    lines.append(f"| mean | | | {means} |")
-    return "\n".join(lines)
+    heads = ["lambda 0.1"] + [f"tau {label[1:]}" for label in list(tables)[1:]]
+    lead = {
+        "run": str,
+        "steps": lambda name: str(fixed.steps[name]),
+        "tau of lambda 0.1": lambda name: f"{tau_fixed[name]:.2f}",
+    }
+    return settings_table(tables, heads, lead)
 
 
 def main() -> None:

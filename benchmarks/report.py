@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from scaling.train.mfu import cpu_model
@@ -43,6 +44,51 @@ def train_sweep(spec: dict, path: Path, sweep_dir: Path) -> Path:
     command = [sys.executable, "-m", "scaling.cli", "sweep", "run", str(path), "--out", str(sweep_dir)]
     subprocess.run([*command, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
     return sweep_dir / "results.csv"
+
+
+CORPORA = {
+    "stdlib": "stdlib",
+    "gutenberg": str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gutenberg"),
+}
+
+
+def probe_spec(base: Path, name: str, grid: list[dict], corpus: str | None = None) -> dict:
+    """The sweep file `base` as a ladder-scale probe: renamed, one seed, `grid` as its IsoFLOP grid, no
+    targets, on `corpus` (a CORPORA key) when given. Callers then set what the probe varies."""
+    spec = yaml.safe_load(base.read_text())
+    spec["name"] = name
+    spec["recipe"]["seeds"] = 1
+    spec["grid"] = {"isoflop": grid}
+    spec.pop("targets")
+    if corpus is not None:
+        spec["base"]["data"]["corpus"] = CORPORA[corpus]
+    return spec
+
+
+def settings_table(tables: dict, heads: list[str], lead: dict[str, Callable[[str], str]]) -> str:
+    """One row per run of the first setting: the `lead` columns (header -> cell of a run name), then each
+    setting's final validation loss under `heads`; a last row gives each setting's mean, which ranks them."""
+    names = list(next(iter(tables.values())).index)
+    lines = [
+        "| " + " | ".join([*lead, *heads]) + " |",
+        "|" + "---|" * (len(lead) + len(heads)),
+    ]
+    for name in names:
+        cells = [cell(name) for cell in lead.values()] + [f"{t.loss[name]:.4f}" for t in tables.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    means = [f"{t.loss.mean():.4f}" for t in tables.values()]
+    lines.append("| " + " | ".join(["mean"] + [""] * (len(lead) - 1) + means) + " |")
+    return "\n".join(lines)
+
+
+def train_settings(specs: dict, out: Path) -> dict:
+    """Each setting's sweep (`specs`: setting -> spec) trained into out/<its name>, finished runs skipped;
+    its results table indexed by run name, under the same setting."""
+    tables = {}
+    for setting, spec in specs.items():
+        csv = train_sweep(spec, out / f"{spec['name']}.yaml", out / spec["name"])
+        tables[setting] = pd.read_csv(csv).set_index("name")
+    return tables
 
 
 def probe_main(
