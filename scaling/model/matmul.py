@@ -5,8 +5,7 @@ both operands' leading axis, which XLA:CPU runs through its generic dot at 33-42
 EPYC core where its YNNPACK kernels reach 60-72 for the same product with x^T written out first (x is
 a few MB; the product is what costs). Of the two orientations, [small, large] runs faster than [large,
 small] (72 against 58 GFLOP/s at [256, 1024]), so the gradient is formed that way and transposed after.
-The barriers keep XLA from folding those transposes back into the dot. GPUs and TPUs take transposed
-operands in their matmuls natively, so there the gradient is autodiff's plain x^T g, without copies.
+The barriers keep XLA from folding those transposes back into the dot.
 """
 
 from __future__ import annotations
@@ -20,19 +19,10 @@ def _materialised(x: jax.Array) -> jax.Array:
 
 
 def weight_gradient(x_NxI: jax.Array, g_NxO: jax.Array) -> jax.Array:
-    """x^T g, [I, O], contracted over the N rows (in the operands' promoted dtype); laid out for XLA:CPU
-    on CPU, as autodiff forms it elsewhere."""
-    return jax.lax.platform_dependent(x_NxI, g_NxO, cpu=cpu_weight_gradient, default=plain_weight_gradient)
-
-
-def cpu_weight_gradient(x_NxI: jax.Array, g_NxO: jax.Array) -> jax.Array:
+    """x^T g, [I, O], contracted over the N rows (in the operands' promoted dtype)."""
     if x_NxI.shape[1] <= g_NxO.shape[1]:
         return _materialised(x_NxI.T) @ g_NxO
     return _materialised(_materialised(g_NxO.T) @ x_NxI).T
-
-
-def plain_weight_gradient(x_NxI: jax.Array, g_NxO: jax.Array) -> jax.Array:
-    return jnp.einsum("ni,no->io", x_NxI, g_NxO)
 
 
 @jax.custom_vjp
