@@ -138,7 +138,7 @@ def _train(
         if start >= cfg.train.steps and summary is not None and summary.completed:
             check_startup(stop)
             return summary
-        loop = LoopState(params, opt_state, start, record)
+        loop = LoopState.of(params, opt_state, start, record)
         with jax.set_mesh(mesh):
             ctx = loop_context(
                 cfg, dataset, run, store, layout, tx, mesh, is_main, progress, stop, started, start

@@ -147,7 +147,7 @@ def _restore(member: Member, layout, tx, dataset, is_main: bool, init) -> None:
     if start >= cfg.train.steps and summary is not None and summary.completed:
         member.summary = summary
         return
-    member.loop, member.start = LoopState(params, opt_state, start, record), start
+    member.loop, member.start = LoopState.of(params, opt_state, start, record), start
 
 
 def _contexts(members, dataset, layout, tx, mesh, is_main, stop, started) -> None:

@@ -32,19 +32,20 @@ from scaling.train.optimizer import learning_rates
 from scaling.train.progress import Progress, save_branch_point, save_checkpoint
 from scaling.train.run_config import RunConfig
 from scaling.train.run_dir import RunDir, os_error_line
-from scaling.train.step import make_train_step
+from scaling.train.step import make_flat_train_step
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LoopState:
-    """What the loop changes from step to step: the device state, the steps done, the last finished step
-    whose metrics are still on the device (read one step late, so dispatch never waits on them), the
-    recent step times and the host-side record. `status` turns completed, diverged or interrupted."""
+    """What the loop changes from step to step: the device state (the leaves of params and optimizer
+    state, as the flat step takes them), the steps done, the last finished step whose metrics are still on
+    the device (read one step late, so dispatch never waits on them), the recent step times and the
+    host-side record. `status` turns completed, diverged or interrupted."""
 
-    params: Any
-    opt_state: Any
+    leaves: list
+    treedef: Any
     step: int
     record: Progress
     status: str = "running"
@@ -52,6 +53,19 @@ class LoopState:
     pending: tuple[int, dict, float] | None = None
     tick: float = 0.0
     window: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, params: Any, opt_state: Any, step: int, record: Progress) -> LoopState:
+        leaves, treedef = jax.tree.flatten((params, opt_state))
+        return cls(leaves, treedef, step, record)
+
+    @property
+    def params(self) -> Any:
+        return jax.tree.unflatten(self.treedef, self.leaves)[0]
+
+    @property
+    def opt_state(self) -> Any:
+        return jax.tree.unflatten(self.treedef, self.leaves)[1]
 
 
 @dataclass(frozen=True)
@@ -93,8 +107,8 @@ class LoopContext:
         return global_array(local.reshape(M, -1, T + 1), self.micro_sharding, (M, B // M, T + 1))
 
     def step(self, loop: LoopState, i: int) -> dict:
-        loop.params, loop.opt_state, metrics = self.compiled(
-            loop.params, loop.opt_state, self.batch_at(i), jnp.int32(i), jnp.float32(self.lrs[i])
+        loop.leaves, metrics = self.compiled(
+            loop.leaves, self.batch_at(i), jnp.int32(i), jnp.float32(self.lrs[i])
         )
         return metrics
 
@@ -109,7 +123,7 @@ def loop_context(
         dataset=dataset,
         run=run,
         store=store,
-        step_fn=make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0),
+        step_fn=make_flat_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0),
         eval_step=make_eval_step(layout, mesh),
         mesh=mesh,
         micro_sharding=microbatch_sharding(mesh),
@@ -129,9 +143,7 @@ def compile_step(ctx: LoopContext, loop: LoopState) -> tuple[LoopContext, float]
     S, start = ctx.cfg.train.steps, loop.step
     compile_start = time.perf_counter()
     lr = jnp.float32(ctx.lrs[min(start, S - 1)])
-    compiled = ctx.step_fn.lower(
-        loop.params, loop.opt_state, ctx.batch_at(start), jnp.int32(start), lr
-    ).compile()
+    compiled = ctx.step_fn.lower(loop.leaves, ctx.batch_at(start), jnp.int32(start), lr).compile()
     seconds = time.perf_counter() - compile_start
     log.info("train step compiled in %.1f s; memory: %s", seconds, compiled.memory_analysis())
     return dataclasses.replace(ctx, compiled=compiled), seconds

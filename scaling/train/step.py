@@ -71,21 +71,53 @@ def _split(result: tuple) -> tuple:
     return total, (count, parts)
 
 
+def _lm_loss(layout: StateLayout) -> LossFn:
+    def lm_loss(params, tokens_BxT1, key):
+        total, count = loss_sum(layout.graphdef, params, tokens_BxT1, key)
+        return total, count, {}
+
+    return lm_loss
+
+
 def make_train_step(
     layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = False
 ) -> Callable:
     """The language model's `step(params, opt_state, tokens_MxBxT1, step, lr)`: `gradient_step` over the
     token cross-entropy, jitted with explicit shardings; params and optimizer state are donated, metrics
     come back replicated."""
-
-    def lm_loss(params, tokens_BxT1, key):
-        total, count = loss_sum(layout.graphdef, params, tokens_BxT1, key)
-        return total, count, {}
-
     rep = replicated(mesh)
     return jax.jit(
-        gradient_step(lm_loss, tx, dropout),
+        gradient_step(_lm_loss(layout), tx, dropout),
         in_shardings=(layout.param_shardings, layout.opt_shardings, microbatch_sharding(mesh), rep, rep),
         out_shardings=(layout.param_shardings, layout.opt_shardings, rep),
         donate_argnums=(0, 1),
+    )
+
+
+def state_treedef(layout: StateLayout) -> Any:
+    """The tree structure of (params, opt_state), whose leaves `make_flat_train_step` takes as one list."""
+    return jax.tree.structure((layout.abstract_params, layout.abstract_opt_state))
+
+
+def make_flat_train_step(
+    layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, dropout: bool = False
+) -> Callable:
+    """`make_train_step`'s program as `step(leaves, tokens_MxBxT1, step, lr) -> (leaves, metrics)`, with
+    the parameters and optimizer state passed as one flat list of their leaves (donated). The same
+    computation, bit for bit; a call just skips flattening and rebuilding the state's nnx Variables in
+    Python, ~0.5 ms a step on CPU: a quarter of the smallest ladder models' step."""
+    treedef = state_treedef(layout)
+    step_fn = gradient_step(_lm_loss(layout), tx, dropout)
+
+    def flat_step(leaves, batches, step, lr):
+        params, opt_state, metrics = step_fn(*jax.tree.unflatten(treedef, leaves), batches, step, lr)
+        return jax.tree.leaves((params, opt_state)), metrics
+
+    shardings = jax.tree.leaves((layout.param_shardings, layout.opt_shardings))
+    rep = replicated(mesh)
+    return jax.jit(
+        flat_step,
+        in_shardings=(shardings, microbatch_sharding(mesh), rep, rep),
+        out_shardings=(shardings, rep),
+        donate_argnums=0,
     )
