@@ -27,7 +27,7 @@ from scaling.train.memory_estimate import (
 from scaling.train.memory_fit import what_would_fit
 from scaling.train.run_config import RunConfig
 from scaling.train.state import StateLayout
-from scaling.train.step import make_train_step
+from scaling.train.step import make_flat_train_step
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,10 @@ def check_run_fits(
 def compiled_step_estimate(
     layout: StateLayout, tx: optax.GradientTransformation, mesh: Mesh, cfg: RunConfig
 ) -> MemoryEstimate | None:
-    """The training step lowered on the abstract state and compiled, for its memory analysis (None
-    where the backend gives none); nothing of the real state is allocated."""
+    """The trainer's step (the flat one the run will compile) lowered on the abstract state and compiled,
+    for its memory analysis (None where the backend gives none); nothing of the real state is allocated."""
     M, B, T = cfg.train.micro_batches, cfg.train.batch_size, cfg.model.T
-    step = make_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
+    step = make_flat_train_step(layout, tx, mesh, dropout=cfg.model.dropout > 0)
     rep = replicated(mesh)
     batch = jax.ShapeDtypeStruct((M, B // M, T + 1), jnp.int32, sharding=microbatch_sharding(mesh))
     scalars = (
@@ -143,7 +143,8 @@ def compiled_step_estimate(
         jax.ShapeDtypeStruct((), jnp.float32, sharding=rep),
     )
     with jax.set_mesh(mesh):
-        compiled = step.lower(layout.abstract_params, layout.abstract_opt_state, batch, *scalars).compile()
+        leaves = jax.tree.leaves((layout.abstract_params, layout.abstract_opt_state))
+        compiled = step.lower(leaves, batch, *scalars).compile()
     return compiled_estimate(
         compiled, _shard_bytes(layout.abstract_params), _shard_bytes(layout.abstract_opt_state)
     )
