@@ -23,20 +23,34 @@ def make_eval_step(layout: StateLayout, mesh):
     )
 
 
+# The widest tensor of one evaluation call, in floats (4 MiB): a small model's batches are joined up to it.
+EVAL_CALL_FLOATS = 1 << 20
+
+
+def max_eval_group(cfg: RunConfig) -> int:
+    """How many training batches one evaluation call may take: its widest tensor (logits, attention
+    scores or MLP activations) stays within `EVAL_CALL_FLOATS`, and never below one batch."""
+    m = cfg.model
+    widest_per_window = m.T * max(m.V, m.H * m.T, m.F)
+    return max(1, EVAL_CALL_FLOATS // (cfg.train.batch_size * widest_per_window))
+
+
 def evaluate(cfg: RunConfig, dataset: TokenDataset, eval_step, params, mesh) -> float:
-    """Token-mean validation loss over the first `eval_batches` windows of the validation split."""
-    B, T = cfg.train.batch_size, cfg.model.T
+    """Token-mean validation loss over the first `eval_batches` batches of validation windows, several
+    batches per call where they are small (the same windows; the sum is reassociated in float32)."""
     total, count = 0.0, 0.0
     batches = eval_batches(
         dataset.val,
-        batch=B,
-        seq_len=T,
+        batch=cfg.train.batch_size,
+        seq_len=cfg.model.T,
         max_batches=cfg.train.eval_batches,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        max_group=max_eval_group(cfg),
     )
     for local in batches:
-        loss_sum, n = eval_step(params, global_array(local, batch_sharding(mesh), (B, T + 1)))
+        global_shape = (local.shape[0] * jax.process_count(), local.shape[1])
+        loss_sum, n = eval_step(params, global_array(local, batch_sharding(mesh), global_shape))
         total += float(loss_sum)
         count += float(n)
     return total / count

@@ -60,6 +60,32 @@ def test_eval_batches_walk_the_split_in_order():
     assert np.array_equal(np.concatenate([halves[0][1], halves[1][1]]), batches[1])
 
 
+@pytest.mark.parametrize(
+    ("max_batches", "max_group", "group"), [(24, 5, 4), (24, 24, 24), (23, 8, 1), (6, 1, 1)]
+)
+def test_grouped_eval_batches_are_the_same_windows_in_fewer_equal_calls(max_batches, max_group, group):
+    alone = np.concatenate(list(eval_batches(TOKENS, batch=4, seq_len=10, max_batches=max_batches)))
+    grouped = list(eval_batches(TOKENS, batch=4, seq_len=10, max_batches=max_batches, max_group=max_group))
+    assert {b.shape for b in grouped} == {(4 * group, 11)}  # one shape: one compile
+    assert np.array_equal(np.concatenate(grouped), alone)
+    by_process = [
+        list(
+            eval_batches(
+                TOKENS,
+                batch=4,
+                seq_len=10,
+                max_batches=max_batches,
+                max_group=max_group,
+                process_index=p,
+                process_count=2,
+            )
+        )
+        for p in range(2)
+    ]
+    joined = [np.concatenate(parts) for parts in zip(*by_process, strict=True)]
+    assert np.array_equal(np.concatenate(joined), alone)  # the processes' rows of each call, in order
+
+
 def test_context_and_batch_errors():
     with pytest.raises(UserError, match="context longer than the validation split: seq_len 10 needs 11"):
         check_context_fits(TOKENS[:10], 10, "validation")
