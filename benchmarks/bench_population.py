@@ -1,7 +1,7 @@
 """Population training (issue 11): which layout of K same-shape runs is bitwise the solo step, how fast
 each is, and what a population saves end to end against one process per run.
 
-    python benchmarks/bench_population.py [--quick] [--ladder]
+    python benchmarks/bench_population.py [--quick] [--ladder | --ladder-only]
 
 1. Layouts (model V=264, T=64, D=32, L=2, H=2, batch 8, float32, one CPU device), each against the solo
    step (`step.make_train_step`, one member at a time): `jax.vmap` of `step.gradient_step` over stacked
@@ -11,8 +11,9 @@ each is, and what a population saves end to end against one process per run.
    metrics after each of 4 steps, K=2..4, against the solo step and against the same layout at K=1 (a
    layout whose member equals its own K=1 run lets a run trained alone use it and stay bitwise equal to
    every population). Speed: K=16 members x 10 steps, warm, best of 3, tokens/s.
-2. Ladder shapes (`--ladder`): the speed table at the one-layer shapes of the CPU ladders (V=257, D 8, 20,
-   40, heads of 4, batch 4 or 16), K=16 x 20 steps.
+2. Ladder shapes (`--ladder`; `--ladder-only`: these alone): the speed table at the one-layer shapes of
+   the CPU ladders (V=257, D 8, 20, 40, heads of 4, batch 4 or 16), K=16 x 20 steps. Every layout takes
+   the step number and rates as NumPy scalars, as the trainer does.
 3. End to end: N tiny runs (D=32, T=64, 30 steps) as one `scaling train-population` process against N
    `scaling train` processes one after another (imports, data, compile paid per process).
 Prints Markdown; figures depend on load (the machine line says how loaded it was).
@@ -73,7 +74,7 @@ def member_loop(raw):
         return jax.lax.fori_loop(0, n, body, (P, S, M))
 
     loop = jax.jit(run)
-    return lambda P, S, B, step, LR: loop(P, S, B, step, LR, jnp.int32(LR.shape[0]))
+    return lambda P, S, B, step, LR: loop(P, S, B, step, LR, np.int32(LR.shape[0]))
 
 
 class Layouts:
@@ -159,13 +160,19 @@ def speed(lay: Layouts, K: int, steps: int) -> dict[str, float]:
     """Tokens per second of K members x `steps` steps in each layout."""
     states = lay.states(K)
     batches = [[lay.batch(k, s) for k in range(K)] for s in range(steps)]
-    lr = jnp.float32(1e-3)
-    solo = jax.jit(lay.raw)  # the solo step without donation, so the states can be stepped again
+    lr = np.float32(1e-3)  # NumPy scalars, as the trainer passes them: jnp ones cost ~0.3 ms a call
+    treedef = jax.tree.structure(states[0])
+    leaves = [jax.tree.leaves(state) for state in states]
+
+    @jax.jit  # the trainer's flat step (`step.make_flat_train_step`), without donation to step again
+    def solo(member_leaves, batch, step, rate):
+        params, opt_state, metrics = lay.raw(*jax.tree.unflatten(treedef, member_leaves), batch, step, rate)
+        return jax.tree.leaves((params, opt_state)), metrics
 
     def one_after_another():
         for s in range(steps):
             for k in range(K):
-                out = solo(*states[k], batches[s][k], jnp.int32(s), lr)
+                out = solo(leaves[k], batches[s][k], np.int32(s), lr)
         jax.block_until_ready(out)
 
     runs = {"solo step per member (population)": one_after_another}
@@ -174,7 +181,7 @@ def speed(lay: Layouts, K: int, steps: int) -> dict[str, float]:
     stacked_batches = [jnp.stack(b) for b in batches]
     for name, fn in lay.stacked.items():
         runs[name] = lambda fn=fn: jax.block_until_ready(
-            [fn(P, S, stacked_batches[s], jnp.int32(s), LR) for s in range(steps)]
+            [fn(P, S, stacked_batches[s], np.int32(s), LR) for s in range(steps)]
         )
     tokens = K * steps * lay.batch_size * lay.cfg.T
     result = {}
@@ -263,16 +270,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="K=2 bitwise only, 4 members, 4 end-to-end runs")
     parser.add_argument("--ladder", action="store_true", help="also the speed table at the ladders' shapes")
+    parser.add_argument(
+        "--ladder-only", action="store_true", help="only the speed table at the ladders' shapes"
+    )
     args = parser.parse_args()
     print(f"Machine: {machine_line()}\n")
-    lay = Layouts()
-    print(_bitwise_table(lay, args.quick))
     K = 4 if args.quick else 16
-    print("\n" + _speed_table(lay, K, steps=4 if args.quick else 10))
-    if args.ladder:
+    if args.ladder or args.ladder_only:
         for D, batch in LADDER:
             cfg = ModelConfig(V=257, T=64, D=D, L=1, H=D // 4, pos_encoding="learned")
-            print("\n" + _speed_table(Layouts(cfg, batch), K, steps=4 if args.quick else 20), flush=True)
+            print(_speed_table(Layouts(cfg, batch), K, steps=4 if args.quick else 20) + "\n", flush=True)
+    if args.ladder_only:
+        return
+    lay = Layouts()
+    print(_bitwise_table(lay, args.quick))
+    print("\n" + _speed_table(lay, K, steps=4 if args.quick else 10))
     runs = 4 if args.quick else 16
     population, separate = end_to_end(runs, steps=30)
     print(
