@@ -96,7 +96,7 @@ def eval_batches(
     too short for one batch fails when called rather than silently yielding nothing.
     """
     check_context_fits(tokens, seq_len, "validation")
-    _process_rows(batch, process_index, process_count)
+    _process_rows(batch, process_index, process_count)  # checked first: its error names the batch set
     n_windows = (len(tokens) - 1) // seq_len
     n_batches = n_windows // batch
     if max_batches is not None:
