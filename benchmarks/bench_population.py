@@ -39,7 +39,7 @@ from scaling.model.sharding import MeshConfig, make_mesh
 from scaling.train.mfu import best_seconds
 from scaling.train.optimizer import OptimConfig, make_optimizer
 from scaling.train.state import init_state, make_layout
-from scaling.train.step import gradient_step, loss_sum, make_train_step
+from scaling.train.step import gradient_step, loss_sum, make_flat_train_step, make_train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ModelConfig(V=264, T=64, D=32, L=2, H=2)
@@ -88,6 +88,7 @@ class Layouts:
         graphdef = self.layout.graphdef
         self.raw = raw = gradient_step(lambda p, b, k: (*loss_sum(graphdef, p, b, k), {}), self.tx)
         self.solo = make_train_step(self.layout, self.tx, mesh)
+        self.flat_solo = make_flat_train_step(self.layout, self.tx, mesh)  # the trainer's own step
         self.stacked = {
             "vmap": jax.jit(jax.vmap(raw, in_axes=(0, 0, 0, None, 0))),
             "lax.map": jax.jit(
@@ -161,18 +162,12 @@ def speed(lay: Layouts, K: int, steps: int) -> dict[str, float]:
     states = lay.states(K)
     batches = [[lay.batch(k, s) for k in range(K)] for s in range(steps)]
     lr = np.float32(1e-3)  # NumPy scalars, as the trainer passes them: jnp ones cost ~0.3 ms a call
-    treedef = jax.tree.structure(states[0])
-    leaves = [jax.tree.leaves(state) for state in states]
-
-    @jax.jit  # the trainer's flat step (`step.make_flat_train_step`), without donation to step again
-    def solo(member_leaves, batch, step, rate):
-        params, opt_state, metrics = lay.raw(*jax.tree.unflatten(treedef, member_leaves), batch, step, rate)
-        return jax.tree.leaves((params, opt_state)), metrics
+    leaves = [jax.tree.leaves(state) for state in lay.states(K)]  # donated and replaced at every step
 
     def one_after_another():
         for s in range(steps):
             for k in range(K):
-                out = solo(leaves[k], batches[s][k], np.int32(s), lr)
+                leaves[k], out = lay.flat_solo(leaves[k], batches[s][k], np.int32(s), lr)
         jax.block_until_ready(out)
 
     runs = {"solo step per member (population)": one_after_another}

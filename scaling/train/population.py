@@ -4,7 +4,7 @@ Members share what a solo run builds once (data, mesh, layout, the initializer, 
 evaluation: one compile for all of them) and take their steps in turn, each through that compiled step.
 A member is so the run trained alone, bit for bit. Stacking the members into one vmapped (or
 `lax.map`ped) program is not (XLA fuses the update differently there: parameters part by ~1e-6 within
-two steps on CPU float32); `lax.map` is bitwise its own population of one and 1.2-2.2x faster on one core
+two steps on CPU float32); `lax.map` is bitwise its own population of one and 1.2-1.7x faster on one core
 at the CPU ladders' shapes, so it would need `scaling train` to run through it too
 (`benchmarks/bench_population.py`, RESULTS.md).
 
